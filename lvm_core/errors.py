@@ -1,0 +1,35 @@
+"""One error type for bad input, so every front end can print one clear line and exit 2."""
+
+from __future__ import annotations
+
+
+class InputError(Exception):
+    """Bad input from a user: a file, a key or line in it, and what was expected.
+
+    `str(err)` is the single line a user sees, e.g.
+    ``data/val.npz: key 'contexts': expected shape (N, 5, D), got (10, 768)``.
+    """
+
+    def __init__(self, source: str, message: str, where: str | None = None) -> None:
+        self.source = str(source)
+        self.where = where
+        self.message = message
+        super().__init__(self.line())
+
+    def line(self) -> str:
+        parts = [self.source]
+        if self.where:
+            parts.append(self.where)
+        parts.append(self.message)
+        return ": ".join(parts)
+
+
+class InputErrors(InputError):
+    """Several problems found at once (plan validation reports them all, not the first)."""
+
+    def __init__(self, source: str, errors: list[InputError]) -> None:
+        self.errors = errors
+        super().__init__(source, f"{len(errors)} problem(s)")
+
+    def lines(self) -> list[str]:
+        return [e.line() for e in self.errors]

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Set up (scripts/setup.sh) and run the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+. .venv/bin/activate
+if ! command -v tmux >/dev/null 2>&1; then
+  # the real-terminal test drives the TUI under tmux
+  (apt-get update -qq && apt-get install -y -qq tmux) >/dev/null 2>&1 || echo "note: tmux not installed; its test will be skipped"
+fi
+python -m pytest -q -p no:cacheprovider "$@"

@@ -1,0 +1,70 @@
+"""`lvm-workbench`: the TUI with no arguments, a headless run with --run, or a subcommand.
+
+Subcommands live one per module in workbench/commands/; each module has NAME, HELP,
+`add_arguments(parser)` and `run(args) -> int`, and is found automatically.
+Bad input (lvm_core.errors.InputError) prints one line and exits 2; --debug shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from typing import Sequence
+
+from lvm_core.errors import InputError, InputErrors
+
+from . import commands, exit_codes
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lvm-workbench",
+        description="Train, watch and gate next-embedding models. With no arguments, opens the workbench screen.",
+    )
+    parser.add_argument("--run", metavar="PLAN", help="run a TOML plan headless (train, evaluate, gates)")
+    parser.add_argument("--run-dir", metavar="DIR", help="with --run: write the run here instead of runs/<name>-<time>")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last checkpoint")
+    parser.add_argument("--device", help="cpu, cuda, cuda:N, mps or auto (overrides the plan)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in pkgutil.iter_modules(commands.__path__):
+        if info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"{commands.__name__}.{info.name}")
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")
+        mod.add_arguments(p)
+        p.set_defaults(_handler=mod.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = bool(getattr(args, "debug", False))
+    try:
+        if getattr(args, "_handler", None) is not None:
+            return int(args._handler(args))
+        if args.run or args.resume:
+            from . import headless
+
+            return int(headless.run_from_args(args))
+        from .tui.app import run_app
+
+        return int(run_app())
+    except InputError as exc:
+        if debug:
+            raise
+        lines = exc.lines() if isinstance(exc, InputErrors) else [exc.line()]
+        for line in lines:
+            print(f"error: {line}", file=sys.stderr)
+        return exit_codes.BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return exit_codes.INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
