@@ -1,0 +1,131 @@
+"""Baseline predictors: what a model has to beat before its numbers mean anything.
+
+"val cosine 0.55" says nothing on its own; beside copy-last (0.46) and the context mean (0.55) it
+says "no better than averaging". Every function maps contexts (N, L, D) to unit-norm predictions
+(N, D) in float32, with numpy only, so the trainer, the gates and the diagnostics share one
+definition.
+
+- copy_last: the persistence forecast, c_last.
+- context_mean: the mean of the L context chunks (a regress-to-the-mean floor).
+- linear_extrapolation: one more step along the last move, c_last + (c_last - c_prev).
+- RidgeBaseline: closed-form ridge regression from the flattened context to the target, the
+  cheapest learned baseline (how much of the task is linear). `weights` (L*D, D) and `bias`
+  (D,) load into a torch nn.Linear(L*D, D) as weight = weights.T, bias = bias.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .errors import InputError
+from .store import l2_normalize
+
+Predictor = Callable[[np.ndarray], np.ndarray]
+
+
+def _check_contexts(contexts: np.ndarray, min_len: int = 1) -> np.ndarray:
+    contexts = np.asarray(contexts)
+    if contexts.ndim != 3:
+        raise InputError("contexts", f"expected shape (N, L, D), got {contexts.shape}")
+    if contexts.shape[1] < min_len:
+        raise InputError("contexts", f"expected a context of at least {min_len} chunks, got L = {contexts.shape[1]}")
+    return contexts
+
+
+def copy_last(contexts: np.ndarray) -> np.ndarray:
+    """c_last: the prediction of a model that only copies its input."""
+    contexts = _check_contexts(contexts)
+    return l2_normalize(contexts[:, -1, :])
+
+
+def context_mean(contexts: np.ndarray) -> np.ndarray:
+    """Mean of the (normalised) context chunks: what an MSE regressor drifts toward."""
+    contexts = _check_contexts(contexts)
+    return l2_normalize(l2_normalize(contexts).mean(axis=1))
+
+
+def linear_extrapolation(contexts: np.ndarray) -> np.ndarray:
+    """normalize(c_last + (c_last - c_prev)): continue the last step of the trajectory."""
+    contexts = _check_contexts(contexts, min_len=2)
+    unit = l2_normalize(contexts[:, -2:, :])
+    return l2_normalize(2.0 * unit[:, 1, :] - unit[:, 0, :])
+
+
+#: name -> predictor over contexts (N, L, D) -> (N, D). Ridge needs fitting, so it is not here.
+BASELINES: dict[str, Predictor] = {
+    "copy_last": copy_last,
+    "context_mean": context_mean,
+    "linear_extrapolation": linear_extrapolation,
+}
+
+
+class RidgeBaseline:
+    """Ridge regression target ~ flatten(context) @ weights + bias, solved in closed form.
+
+    The intercept is not penalised (inputs and targets are centred first). The solve is done in
+    float64, in the primal (P x P, P = L*D) or the dual (N x N) form, whichever is smaller.
+    """
+
+    def __init__(self) -> None:
+        self.weights: np.ndarray | None = None  # (L*D, D) float32
+        self.bias: np.ndarray | None = None  # (D,) float32
+        self.context_len: int | None = None
+        self.dim: int | None = None
+        self.alpha: float | None = None
+        self.form: str | None = None  # "primal" or "dual", for the record
+
+    def fit(self, contexts: np.ndarray, targets: np.ndarray, alpha: float = 1.0) -> "RidgeBaseline":
+        contexts = _check_contexts(contexts)
+        n, length, dim = contexts.shape
+        targets = np.asarray(targets)
+        if targets.shape != (n, dim):
+            raise InputError("targets", f"expected shape ({n}, {dim}) to match the contexts, got {targets.shape}")
+        if not alpha > 0:
+            raise InputError("ridge", f"expected alpha > 0, got {alpha!r}")
+        if n < 1:
+            raise InputError("contexts", "expected at least one training window")
+        x = contexts.reshape(n, length * dim).astype(np.float64)
+        y = targets.astype(np.float64)
+        x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
+        x -= x_mean
+        y -= y_mean
+        p = x.shape[1]
+        if n >= p:
+            # (X^T X + a I) W = X^T Y
+            gram = x.T @ x
+            gram[np.diag_indices(p)] += alpha
+            w = np.linalg.solve(gram, x.T @ y)
+            self.form = "primal"
+        else:
+            # W = X^T (X X^T + a I)^-1 Y  (the same solution, an N x N system)
+            kernel = x @ x.T
+            kernel[np.diag_indices(n)] += alpha
+            w = x.T @ np.linalg.solve(kernel, y)
+            self.form = "dual"
+        self.weights = w.astype(np.float32)
+        self.bias = (y_mean - x_mean @ w).astype(np.float32)
+        self.context_len, self.dim, self.alpha = length, dim, float(alpha)
+        return self
+
+    def predict_raw(self, contexts: np.ndarray) -> np.ndarray:
+        """flatten(contexts) @ weights + bias, not normalised (N, D) float32."""
+        if self.weights is None or self.bias is None:
+            raise RuntimeError("RidgeBaseline.predict called before fit")
+        contexts = _check_contexts(contexts)
+        n, length, dim = contexts.shape
+        if (length, dim) != (self.context_len, self.dim):
+            raise InputError("contexts", f"expected (N, {self.context_len}, {self.dim}) as fitted, got {contexts.shape}")
+        x = np.asarray(contexts, dtype=np.float32).reshape(n, length * dim)
+        return x @ self.weights + self.bias
+
+    def predict(self, contexts: np.ndarray) -> np.ndarray:
+        """Unit-norm predictions (N, D), like every model's output."""
+        return l2_normalize(self.predict_raw(contexts))
+
+    def linear_state(self) -> dict[str, np.ndarray]:
+        """{"weight": (D, L*D), "bias": (D,)}: the state dict of an equivalent nn.Linear."""
+        if self.weights is None or self.bias is None:
+            raise RuntimeError("RidgeBaseline.linear_state called before fit")
+        return {"weight": np.ascontiguousarray(self.weights.T), "bias": self.bias.copy()}
