@@ -1,0 +1,57 @@
+"""Built-in model architectures and baselines, registered through `register_models`.
+
+Each builder is ``builder(dim, context_len, **params)`` -> a module mapping (B, L, dim) to unit
+rows (B, dim). The defaults are the original lnsp-phase-4 sizes; examples use smaller ones.
+"""
+
+from __future__ import annotations
+
+from lvm_core.baseline_models import ContextMean, CopyLast, LinearExtrapolation, Ridge
+from lvm_core.models import AttentionMixtureNetwork, GRUStack, LSTMBaseline, SimpleMLP, TransformerVectorPredictor
+from workbench import Param, hookimpl
+
+
+def _dropout(default: float) -> Param:
+    return Param("dropout", "float", default, "dropout probability", min=0.0, max=0.95)
+
+
+@hookimpl
+def register_models(register):
+    register("transformer", TransformerVectorPredictor,
+             description="causal transformer decoder (memory = input), last-position head; 17.9M params at D=768",
+             params=(
+                 Param("d_model", "int", 512, "width of the attention layers", min=1),
+                 Param("num_layers", "int", 4, "number of decoder layers", min=1),
+                 Param("nhead", "int", 8, "attention heads (must divide d_model)", min=1),
+                 Param("dim_feedforward", "int", 2048, "hidden size of each feed-forward block", min=1),
+                 _dropout(0.1),
+             ))
+    register("lstm", LSTMBaseline, description="stacked LSTM, last timestep projected to D; 5.1M params at D=768",
+             params=(
+                 Param("hidden_dim", "int", 512, "LSTM hidden size", min=1),
+                 Param("num_layers", "int", 2, "stacked LSTM layers", min=1),
+                 _dropout(0.2),
+             ))
+    register("gru", GRUStack, description="residual GRU blocks with LayerNorm; 7.1M params at D=768",
+             params=(
+                 Param("d_model", "int", 512, "GRU width", min=1),
+                 Param("num_layers", "int", 4, "GRU blocks", min=1),
+                 _dropout(0.0),
+             ))
+    register("amn", AttentionMixtureNetwork,
+             description="attention mixture: context mean plus a learned residual; 1.5M params at D=768",
+             params=(
+                 Param("d_model", "int", 256, "attention key/query width", min=1),
+                 Param("hidden_dim", "int", 512, "residual MLP width (then half of it)", min=2),
+             ))
+    register("mlp", SimpleMLP, description="flattened context -> hidden (ReLU) -> D",
+             params=(
+                 Param("hidden_dim", "int", 1024, "hidden width", min=1),
+                 _dropout(0.1),
+             ))
+    register("copy_last", CopyLast, description="baseline: predicts the last context chunk")
+    register("context_mean", ContextMean, description="baseline: mean of the context chunks")
+    register("linear_extrapolation", LinearExtrapolation,
+             description="baseline: c_last + (c_last - c_prev), one more step along the last move")
+    register("ridge", Ridge, description="baseline: closed-form ridge regression, fitted on the train split",
+             params=(Param("alpha", "float", 1.0, "L2 penalty of the ridge fit", min=1e-12),))
