@@ -1,0 +1,580 @@
+"""The shared evaluation pass behind the 5CAT battery: sample once, predict each input variant
+once in large batches, let every gate and baseline read the same predictions.
+
+Why: the original 5CAT predicted one sample at a time and recomputed the base prediction five
+times, so it was cut from 5000 to 1000 samples; each of its gates also picked its own subset.
+Here a split's samples are drawn once (seeded, spread across articles), every input variant
+(base, shuffled, reversed, leave-one-out i, repeat-last, cross-article swap, rollout step h) is
+built once from store rows and predicted in batches, and the gates only index into the results.
+
+Vocabulary (rows are store rows; t = a sample's target row, l = t - 1 its last context row):
+
+- a ``Predictor`` maps contexts (N, L, D) float32 to predictions (N, D); see `torch_predictor`;
+- the baselines ``copy_last`` and ``context_mean`` are predictors too; the ``oracle`` returns
+  the true next chunk of whatever it is asked (t for base and ablations, l + h at rollout
+  step h), so it shows what a perfect model would score on these very samples;
+- a ``Gate`` (plugins/gates.py registers A-E) names the variants it reads, measures metrics
+  per split and judges them against its thresholds.
+
+Entry point::
+
+    gates = resolve_gates(lambda name: host.get("gate", name), thresholds={"A.val.mean_plus1": 0.5})
+    result = run_battery(torch_predictor(model), {"val": (store, val_rows), "ood": (ood, ood_rows)}, gates)
+    result.passed, result.score, result.to_json()
+
+`legacy=True` reproduces the original tool's definitions (docs/5cat.md lists every difference).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+
+import numpy as np
+
+from .baselines import context_mean, copy_last
+from .errors import InputError, InputErrors
+from .params import resolve_params
+from .store import ArticleStore, l2_normalize
+
+Predictor = Callable[[np.ndarray], np.ndarray]
+
+SCHEMA = "lvm-workbench/gates"
+SCHEMA_VERSION = 1
+DEFAULT_GATES = ("A", "B", "C", "D", "E")
+BASELINES = ("copy_last", "context_mean", "oracle")
+MODEL = "model"
+#: offsets of gate A; ours count from the last context row, legacy from the target row
+OFFSETS = (-3, -2, -1, 0, 1, 2, 3)
+
+
+# ---- predictors ----------------------------------------------------------------------------
+
+def torch_predictor(model: Any, device: str | Any = "cpu", batch_size: int = 2048) -> Predictor:
+    """A Predictor running `model` in eval mode under inference_mode, `batch_size` rows at a time."""
+    import torch
+
+    dev = torch.device(device)
+    model.to(dev)
+    model.eval()
+
+    def predict(contexts: np.ndarray) -> np.ndarray:
+        out = np.empty((contexts.shape[0], contexts.shape[2]), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, contexts.shape[0], batch_size):
+                chunk = np.ascontiguousarray(contexts[start:start + batch_size], dtype=np.float32)
+                pred = model(torch.from_numpy(chunk).to(dev))
+                out[start:start + len(chunk)] = pred.float().cpu().numpy()
+        return out
+
+    predict.model = model  # type: ignore[attr-defined]
+    return predict
+
+
+BASELINE_PREDICTORS: dict[str, Predictor] = {"copy_last": copy_last, "context_mean": context_mean}
+
+
+# ---- samples -------------------------------------------------------------------------------
+
+@dataclass
+class SplitSamples:
+    """The samples of one split: target rows plus, in legacy mode, each gate's own subset.
+
+    `subsets[gate]` are indices into `rows`; a gate missing from it uses every sample (always,
+    outside legacy mode). `perms` (S, L) and `cross_rows` (S,) fix the shuffled and
+    cross-article inputs once, so every predictor sees the same ablated contexts.
+    """
+
+    name: str
+    store: ArticleStore
+    rows: np.ndarray
+    context_len: int
+    horizon: int
+    legacy: bool
+    subsets: dict[str, np.ndarray] = field(default_factory=dict)
+    perms: np.ndarray | None = None
+    cross_rows: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(len(self.rows))
+
+    def subset(self, gate: str) -> np.ndarray:
+        return self.subsets.get(gate, np.arange(len(self.rows)))
+
+    def context_rows(self) -> np.ndarray:
+        return self.rows[:, None] + np.arange(-self.context_len, 0, dtype=np.int64)[None, :]
+
+    def article_end(self) -> np.ndarray:
+        """First row after each sample's article (rows below it stay in the article)."""
+        return self.store.offsets[self.store.row_article[self.rows] + 1]
+
+
+def _eligible(store: ArticleStore, rows: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """rows + lo and rows + hi both inside the row's own article."""
+    art = store.row_article[rows]
+    return (rows + lo >= store.offsets[art]) & (rows + hi < store.offsets[art + 1])
+
+
+def spread_sample(store: ArticleStore, rows: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Up to `n` of `rows`, seeded, spread across articles: every article gives one sample
+    before any gives two (within an article the pick is random). Returned sorted."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) <= n:
+        return np.sort(rows)
+    rng = np.random.default_rng(seed)
+    art = store.row_article[rows]
+    order = np.lexsort((rng.random(len(rows)), art))  # by article, random inside
+    sorted_art = art[order]
+    first = np.r_[0, np.nonzero(np.diff(sorted_art))[0] + 1]
+    starts = np.repeat(first, np.diff(np.r_[first, len(order)]))
+    rank = np.empty(len(rows), dtype=np.int64)
+    rank[order] = np.arange(len(order)) - starts  # position of each row inside its article
+    art_key = rng.random(store.n_articles)[art]
+    pick = np.lexsort((art_key, rank))[:n]
+    return np.sort(rows[pick])
+
+
+def draw_samples(name: str, store: ArticleStore, target_rows: np.ndarray, *, samples: int, horizon: int,
+                 context_len: int, seed: int, legacy: bool) -> SplitSamples:
+    """The split's sample set (see SplitSamples); raises InputError when nothing qualifies."""
+    rows = np.asarray(target_rows, dtype=np.int64)
+    if rows.ndim != 1:
+        raise InputError(str(store.path), f"expected a 1-D array of target rows, got shape {rows.shape}")
+    if len(rows) and (rows.min() < 0 or rows.max() >= store.n_chunks):
+        raise InputError(str(store.path), f"target rows must lie in 0..{store.n_chunks - 1}")
+    rows = rows[_eligible(store, rows, -context_len, 0)]  # a full context inside the article
+    if legacy:
+        return _legacy_samples(name, store, rows, samples=samples, horizon=horizon, context_len=context_len)
+    # ours: every gate uses the same samples, so keep those with room for A (l - 3 .. l + 3)
+    # and for D (l + 1 .. l + H)
+    ok = _eligible(store, rows, -4, max(2, horizon - 1))
+    if not np.any(ok):
+        raise InputError(str(store.path), f"split {name!r}: no window has {context_len} context chunks, 3 before "
+                         f"and {max(3, horizon)} after its last context chunk inside one article")
+    chosen = spread_sample(store, rows[ok], samples, seed)
+    out = SplitSamples(name, store, chosen, context_len, horizon, legacy=False)
+    rng = np.random.default_rng([seed, 1])
+    out.perms = _non_identity_perms(len(chosen), context_len, rng)
+    out.cross_rows = _cross_article_rows(store, chosen, rng)
+    return out
+
+
+def _legacy_samples(name: str, store: ArticleStore, rows: np.ndarray, *, samples: int, horizon: int,
+                    context_len: int) -> SplitSamples:
+    """The original's selection: the first N windows in file order, per gate, each with its own
+    skip rule (A needs t-3..t+3, B an article of >= 6 chunks, D t+1..t+H); the union is predicted."""
+    rows = np.sort(rows)
+    lengths = store.lengths[store.row_article[rows]]
+    rules = {
+        "A": _eligible(store, rows, -3, 3),
+        "B": lengths >= 6,
+        "C": np.ones(len(rows), dtype=bool),
+        "D": _eligible(store, rows, 1, horizon),
+        "E": np.ones(len(rows), dtype=bool),
+    }
+    firsts = {g: np.nonzero(ok)[0][:samples] for g, ok in rules.items()}
+    union = np.unique(np.concatenate(list(firsts.values())))
+    if len(union) == 0:
+        raise InputError(str(store.path), f"split {name!r}: no window with {context_len} context chunks")
+    where = {int(i): k for k, i in enumerate(union)}
+    subsets = {g: np.array([where[int(i)] for i in idx], dtype=np.int64) for g, idx in firsts.items()}
+    out = SplitSamples(name, store, rows[union], context_len, horizon, legacy=True, subsets=subsets)
+    # shuffled: random.Random(17) shuffles list(range(L)) once per C sample, in order
+    perms = np.tile(np.arange(context_len), (len(union), 1))
+    rng = random.Random(17)
+    for k in subsets["C"]:
+        perm = list(range(context_len))
+        rng.shuffle(perm)
+        perms[k] = perm
+    out.perms = perms
+    return out
+
+
+def _non_identity_perms(n: int, length: int, rng: np.random.Generator) -> np.ndarray:
+    """One seeded permutation of range(length) per sample, never the identity."""
+    if length < 2:
+        raise InputError("5cat", "the shuffled ablation needs a context of at least 2 chunks", "context_len")
+    perms = np.argsort(rng.random((n, length)), axis=1)
+    ident = np.arange(length)
+    bad = np.all(perms == ident, axis=1)
+    while np.any(bad):
+        perms[bad] = np.argsort(rng.random((int(bad.sum()), length)), axis=1)
+        bad = np.all(perms == ident, axis=1)
+    return perms
+
+
+def _cross_article_rows(store: ArticleStore, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
+    """For each sample, the last context row of another sample from a different article
+    (None when the samples span one article: no true swap exists)."""
+    art = store.row_article[rows]
+    if len(np.unique(art)) < 2:
+        return None
+    donor = rng.permutation(len(rows))
+    same = art[donor] == art
+    for _ in range(50):
+        if not np.any(same):
+            break
+        donor[same] = rng.integers(0, len(rows), int(same.sum()))
+        same = art[donor] == art
+    for i in np.nonzero(same)[0]:  # rare: fall back to the first sample of another article
+        donor[i] = int(np.nonzero(art != art[i])[0][0])
+    return rows[donor] - 1
+
+
+# ---- input variants ------------------------------------------------------------------------
+
+def static_variants(context_len: int, legacy: bool) -> list[str]:
+    """Names of the variants built from the context alone (rollout steps are `rollout_h`)."""
+    loo = range(context_len if legacy else context_len - 1)
+    return ["base", "shuffled", "reversed", *[f"loo_{i}" for i in loo], "repeat_last", "cross_article"]
+
+
+def build_variant(name: str, ctx: np.ndarray, s: SplitSamples) -> np.ndarray | None:
+    """Contexts (S, L, D) for one variant, from the base contexts; None if it cannot exist."""
+    if name == "base":
+        return ctx
+    if name == "shuffled":
+        return np.take_along_axis(ctx, s.perms[:, :, None], axis=1)
+    if name == "reversed":
+        return np.ascontiguousarray(ctx[:, ::-1])
+    if name.startswith("loo_"):
+        i = int(name[4:])
+        return np.concatenate([ctx[:, :i], ctx[:, i + 1:], ctx[:, -1:]], axis=1)  # padded with the last frame
+    if name == "repeat_last":
+        return np.repeat(ctx[:, -1:], ctx.shape[1], axis=1)
+    if name == "cross_article":
+        out = ctx.copy()
+        if s.legacy:
+            out[:, -1] = ctx[:, 0]  # the original's "cross_article": the first frame, same article
+            return out
+        if s.cross_rows is None:
+            return None
+        out[:, -1] = s.store.gather(s.cross_rows)
+        return out
+    raise KeyError(name)
+
+
+def oracle_rows(name: str, s: SplitSamples) -> np.ndarray:
+    """Rows the oracle returns for a variant: the true next chunk of the input it was given."""
+    if name.startswith("rollout_"):
+        h = int(name[len("rollout_"):])
+        return np.minimum(s.rows + h - 1, s.article_end() - 1)
+    return s.rows
+
+
+@dataclass
+class SplitPredictions:
+    """One predictor's unit-norm predictions (S, D) per variant name on one split's samples."""
+
+    samples: SplitSamples
+    variants: dict[str, np.ndarray | None]
+
+    def __getitem__(self, name: str) -> np.ndarray | None:
+        return self.variants[name]
+
+
+def predict_split(predictor: Predictor | str, s: SplitSamples, variants: Iterable[str],
+                  ctx: np.ndarray | None = None) -> SplitPredictions:
+    """Predict every requested variant once, in one batched call each.
+
+    `predictor` is a Predictor or the name of a baseline ("copy_last", "context_mean",
+    "oracle"). Rollout step h (`rollout_h`) feeds step h-1's predictions back in."""
+    wanted = list(dict.fromkeys(variants))
+    if ctx is None:
+        ctx = s.store.gather(s.context_rows())
+    is_oracle = predictor == "oracle"
+    fn = BASELINE_PREDICTORS.get(predictor, predictor) if isinstance(predictor, str) else predictor
+    if isinstance(fn, str) and not is_oracle:
+        raise InputError("5cat", f"unknown baseline {predictor!r} (known: {', '.join(BASELINES)})")
+
+    def run(name: str, x: np.ndarray | None) -> np.ndarray | None:
+        if is_oracle:
+            return s.store.gather(oracle_rows(name, s))
+        if x is None:
+            return None
+        pred = np.asarray(fn(x), dtype=np.float32)
+        if pred.shape != (x.shape[0], x.shape[2]):
+            raise InputError("5cat", f"the model returned shape {pred.shape} for contexts {x.shape}; "
+                             f"expected ({x.shape[0]}, {x.shape[2]})")
+        return l2_normalize(pred)
+
+    out: dict[str, np.ndarray | None] = {}
+    for name in wanted:
+        if name.startswith("rollout_"):
+            continue
+        out[name] = run(name, build_variant(name, ctx, s))
+    steps = sorted(int(n[len("rollout_"):]) for n in wanted if n.startswith("rollout_"))
+    if steps:
+        if "base" not in out:
+            out["base"] = run("base", ctx)
+        window, prev = ctx, out["base"]
+        out["rollout_1"] = prev
+        for h in range(2, max(steps) + 1):
+            window = np.concatenate([window[:, 1:], prev[:, None, :]], axis=1)
+            prev = run(f"rollout_{h}", window)
+            out[f"rollout_{h}"] = prev
+    return SplitPredictions(s, out)
+
+
+# ---- gates ---------------------------------------------------------------------------------
+
+@dataclass
+class Check:
+    """One threshold test: `value op threshold` on one split (split "all" for cross-split)."""
+
+    split: str
+    metric: str
+    op: str  # ">=" or "<="
+    threshold: float
+    value: float
+    tolerance: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        if self.value is None or math.isnan(self.value):
+            return False
+        if self.op == ">=":
+            return self.value >= self.threshold - self.tolerance
+        return self.value <= self.threshold + self.tolerance
+
+    def to_json(self) -> dict[str, Any]:
+        return {"split": self.split, "metric": self.metric, "op": self.op, "threshold": self.threshold,
+                "value": _num(self.value), "passed": self.passed}
+
+
+@dataclass
+class Verdict:
+    """A gate's checks; `passed` is None when the gate could not run (e.g. no OOD split)."""
+
+    checks: list[Check]
+    note: str = ""
+
+    @property
+    def passed(self) -> bool | None:
+        if not self.checks:
+            return None
+        return all(c.passed for c in self.checks)
+
+
+class Gate(Protocol):
+    """What the battery needs from a gate plugin (plugins/gates.py has A-E)."""
+
+    key: str  # "A": also the prefix of its thresholds in a plan ("A.val.mean_plus1")
+    title: str
+
+    def variants(self, context_len: int, horizon: int, legacy: bool) -> list[str]:
+        """Prediction variants this gate reads."""
+
+    def measure(self, preds: SplitPredictions) -> dict[str, float]:
+        """Metrics on one split (use preds.samples.subset(self.key) for the samples)."""
+
+    def judge(self, metrics: Mapping[str, Mapping[str, float]]) -> Verdict:
+        """Checks against thresholds, given {split: metrics}."""
+
+
+def split_kind(split: str) -> str:
+    """Threshold family of a split: "ood" for the split named ood, "val" for every other."""
+    return "ood" if split == "ood" else "val"
+
+
+class _Lookup(Protocol):
+    obj: Callable[..., Gate]
+    params: Sequence[Any]
+
+
+def resolve_gates(lookup: Callable[[str], _Lookup], names: Sequence[str] = DEFAULT_GATES,
+                  thresholds: Mapping[str, Any] | None = None, *, source: str = "[gates]") -> list[Gate]:
+    """Build gates from their registry items with plan overrides like {"A.val.mean_plus1": 0.5}.
+
+    `lookup(name)` returns an item with `.obj` (the factory) and `.params` (declared Params):
+    the workbench passes ``lambda n: host.get("gate", n)``. Every problem is reported at once.
+    """
+    per_gate: dict[str, dict[str, Any]] = {n: {} for n in names}
+    errors: list[InputError] = []
+    for key, value in (thresholds or {}).items():
+        gate, _, param = str(key).partition(".")
+        if gate not in per_gate or not param:
+            errors.append(InputError(source, f"expected '<gate>.<param>' with gate one of {list(names)}",
+                                     f"thresholds.{key}"))
+            continue
+        per_gate[gate][param] = value
+    gates: list[Gate] = []
+    for name in names:
+        try:
+            item = lookup(name)
+        except InputError as exc:
+            errors.append(exc)
+            continue
+        values, errs = resolve_params(item.params, per_gate[name], where=f"thresholds.{name}", source=source)
+        errors += errs
+        if not errs:
+            gates.append(item.obj(**values))
+    if errors:
+        raise errors[0] if len(errors) == 1 else InputErrors(source, errors)
+    return gates
+
+
+# ---- the battery ---------------------------------------------------------------------------
+
+@dataclass
+class BatteryResult:
+    """Everything the battery measured, for the model and each baseline, on the same samples.
+
+    metrics[gate][split][predictor] -> {metric: value}; verdicts[predictor][gate] -> Verdict.
+    The model passes when every gate passes (the original rule); `score` counts passed gates.
+    """
+
+    gates: list[Gate]
+    metrics: dict[str, dict[str, dict[str, dict[str, float]]]]
+    verdicts: dict[str, dict[str, Verdict]]
+    splits: dict[str, dict[str, Any]]
+    config: dict[str, Any]
+    timings: dict[str, float]
+
+    def score(self, predictor: str = MODEL) -> int:
+        return sum(1 for v in self.verdicts[predictor].values() if v.passed)
+
+    def passed_for(self, predictor: str = MODEL) -> bool:
+        return all(v.passed for v in self.verdicts[predictor].values())
+
+    @property
+    def score_model(self) -> int:
+        return self.score(MODEL)
+
+    @property
+    def passed(self) -> bool:
+        return self.passed_for(MODEL)
+
+    @property
+    def predictors(self) -> list[str]:
+        return list(self.verdicts)
+
+    def to_json(self) -> dict[str, Any]:
+        """The gates.json document (schema-versioned; NaN written as null)."""
+        return {
+            "schema": SCHEMA,
+            "schema_version": SCHEMA_VERSION,
+            "mode": "legacy" if self.config.get("legacy") else "standard",
+            "passed": self.passed,
+            "score": self.score(),
+            "max_score": len(self.gates),
+            "config": self.config,
+            "splits": self.splits,
+            "gates": {
+                g.key: {
+                    "title": g.title,
+                    "passed": self.verdicts[MODEL][g.key].passed,
+                    "note": self.verdicts[MODEL][g.key].note,
+                    "checks": [c.to_json() for c in self.verdicts[MODEL][g.key].checks],
+                    "metrics": _clean(self.metrics[g.key]),
+                }
+                for g in self.gates
+            },
+            "baselines": {
+                p: {"passed": self.passed_for(p), "score": self.score(p),
+                    "gates": {k: v.passed for k, v in self.verdicts[p].items()},
+                    "checks": {k: [c.to_json() for c in v.checks] for k, v in self.verdicts[p].items()}}
+                for p in self.predictors if p != MODEL
+            },
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+    def flat_metrics(self, prefix: str = "gates") -> dict[str, float]:
+        """Flat names for metrics.jsonl and checkpoint selection: gates/score, gates/passed,
+        gates/A/passed, gates/A/val/margin, gates/A/val/copy_last/margin, ..."""
+        out: dict[str, float] = {f"{prefix}/score": float(self.score()), f"{prefix}/passed": float(self.passed)}
+        for g in self.gates:
+            v = self.verdicts[MODEL][g.key].passed
+            out[f"{prefix}/{g.key}/passed"] = float("nan") if v is None else float(v)
+            for split, by_pred in self.metrics[g.key].items():
+                for pred, values in by_pred.items():
+                    mid = f"{split}" if pred == MODEL else f"{split}/{pred}"
+                    for name, value in values.items():
+                        out[f"{prefix}/{g.key}/{mid}/{name}"] = float(value)
+        return out
+
+
+def run_battery(
+    predictor: Predictor,
+    splits: Mapping[str, tuple[ArticleStore, np.ndarray]],
+    gates: Sequence[Gate],
+    *,
+    samples: int = 5000,
+    horizon: int = 5,
+    context_len: int = 5,
+    seed: int = 0,
+    legacy: bool = False,
+    baselines: Sequence[str] = BASELINES,
+    progress: Callable[[str], None] | None = None,
+) -> BatteryResult:
+    """Run the gate battery for `predictor` and the baselines on the same samples.
+
+    splits: {"val": (store, target_rows), "ood": (store, target_rows)}: target rows of the
+    windows eligible for the split (lvm_core.windows.make_windows(...).target_rows); splits
+    named "ood" are judged with OOD thresholds, every other split with VAL thresholds.
+    gates: built gate objects (`resolve_gates`). samples: per split. horizon: rollout steps (D).
+    legacy: the original tool's definitions (first-N samples, offsets from the target, ...).
+    """
+    if samples < 1 or horizon < 1:
+        raise InputError("5cat", f"samples and horizon must be >= 1 (got {samples}, {horizon})")
+    say = progress or (lambda _msg: None)
+    timings: dict[str, float] = {}
+    t_all = time.perf_counter()
+    wanted: list[str] = []
+    for g in gates:
+        wanted += g.variants(context_len, horizon, legacy)
+    wanted = list(dict.fromkeys(wanted))
+    predictors: list[tuple[str, Predictor | str]] = [(MODEL, predictor), *[(b, b) for b in baselines]]
+    metrics: dict[str, dict[str, dict[str, dict[str, float]]]] = {g.key: {} for g in gates}
+    split_info: dict[str, dict[str, Any]] = {}
+    timings["predict_model_s"] = 0.0
+    for split, (store, rows) in splits.items():
+        t0 = time.perf_counter()
+        s = draw_samples(split, store, rows, samples=samples, horizon=horizon, context_len=context_len,
+                         seed=seed, legacy=legacy)
+        ctx = store.gather(s.context_rows())
+        split_info[split] = {
+            "store": str(store.path),
+            "samples": len(s),
+            "articles": int(len(np.unique(store.row_article[s.rows]))),
+            "eligible_windows": int(len(rows)),
+            "gate_samples": {g.key: int(len(s.subset(g.key))) for g in gates},
+        }
+        timings[f"sample_{split}_s"] = time.perf_counter() - t0
+        for pname, pred in predictors:
+            say(f"{split}: predicting {len(wanted)} variants for {pname} on {len(s)} samples")
+            t1 = time.perf_counter()
+            preds = predict_split(pred, s, wanted, ctx)
+            if pname == MODEL:
+                timings["predict_model_s"] += time.perf_counter() - t1
+            for g in gates:
+                metrics[g.key].setdefault(split, {})[pname] = g.measure(preds)
+            del preds
+    verdicts: dict[str, dict[str, Verdict]] = {}
+    for pname, _ in predictors:
+        verdicts[pname] = {g.key: g.judge({sp: metrics[g.key][sp][pname] for sp in metrics[g.key]}) for g in gates}
+    timings["total_s"] = time.perf_counter() - t_all
+    config = {"samples": samples, "horizon": horizon, "context_len": context_len, "seed": seed, "legacy": legacy,
+              "gates": [g.key for g in gates], "baselines": list(baselines),
+              "thresholds": {g.key: dict(getattr(g, "thresholds", {})) for g in gates}}
+    return BatteryResult(list(gates), metrics, verdicts, split_info, config, timings)
+
+
+def _num(x: Any) -> Any:
+    if isinstance(x, (float, np.floating)):
+        return None if math.isnan(float(x)) or math.isinf(float(x)) else float(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-ready copy: NaN -> null, numpy scalars -> Python."""
+    if isinstance(obj, Mapping):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return _num(obj)

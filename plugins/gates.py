@@ -1,0 +1,248 @@
+"""The 5CAT gate battery (A-E) as gate plugins, registered through `register_gates`.
+
+Each gate reads predictions from the shared evaluation pass (lvm_core/evaluation.py), measures
+its metrics per split and judges them against thresholds declared as Params, so a plan may
+override any of them (`[gates] thresholds = { "A.val.mean_plus1" = 0.5 }`). Defaults are the
+original tool's. Offsets here count from the LAST CONTEXT chunk l (k = +1 is the true target);
+legacy mode counts from the target, as the original did (docs/5cat.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from lvm_core.evaluation import OFFSETS, Check, SplitPredictions, Verdict, split_kind
+from lvm_core.metrics import rank_summary, within_article_ranks
+from lvm_core.params import Param
+from lvm_core.store import l2_normalize
+from workbench import hookimpl
+
+NAN = float("nan")
+
+
+def _mean(x: np.ndarray) -> float:
+    return float(np.mean(x)) if len(x) else NAN
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sum(l2_normalize(a) * l2_normalize(b), axis=-1)
+
+
+def _split_params(metric_defaults: Mapping[str, tuple[float, float, str]]) -> tuple[Param, ...]:
+    """val.<metric> and ood.<metric> Params from {metric: (val default, ood default, help)}."""
+    out = []
+    for metric, (val, ood, help_) in metric_defaults.items():
+        out.append(Param(f"val.{metric}", "float", val, f"{help_} (VAL and every split not named ood)"))
+        out.append(Param(f"ood.{metric}", "float", ood, f"{help_} (the OOD split)"))
+    return tuple(out)
+
+
+class _SplitThresholdGate:
+    """A gate judged per split with `>=` thresholds from val.* / ood.* params."""
+
+    key = ""
+    title = ""
+    judged: tuple[str, ...] = ()
+
+    def __init__(self, **thresholds: Any) -> None:
+        self.thresholds = dict(thresholds)
+
+    def judge(self, metrics: Mapping[str, Mapping[str, float]]) -> Verdict:
+        checks = [Check(split, m, ">=", float(self.thresholds[f"{split_kind(split)}.{m}"]), values.get(m, NAN))
+                  for split, values in metrics.items() for m in self.judged]
+        return Verdict(checks)
+
+
+class OffsetSweep(_SplitThresholdGate):
+    """A: mean cos(pred, chunk at offset k) for k = -3..+3; +1 must be the peak by a margin."""
+
+    key = "A"
+    title = "offset sweep"
+    judged = ("mean_plus1", "margin")
+    PARAMS = _split_params({"mean_plus1": (0.50, 0.48, "minimum mean cos at k = +1 (the true next chunk)"),
+                            "margin": (0.12, 0.10, "minimum mean(+1) minus the best other offset")})
+
+    def variants(self, context_len: int, horizon: int, legacy: bool) -> list[str]:
+        return ["base"]
+
+    def measure(self, preds: SplitPredictions) -> dict[str, float]:
+        s = preds.samples
+        idx = s.subset(self.key)
+        pred = preds["base"][idx]
+        # ours: anchor = last context row, so k = +1 is the target; legacy: anchor = target row
+        anchor = s.rows[idx] if s.legacy else s.rows[idx] - 1
+        means = {k: _mean(_cos(pred, s.store.gather(anchor + k))) for k in OFFSETS}
+        others = [v for k, v in means.items() if k != 1]
+        out = {f"k={k:+d}" if k else "k=0": v for k, v in means.items()}
+        out["mean_plus1"] = means[1]
+        out["margin"] = means[1] - max(others) if len(idx) else NAN
+        out["best_k"] = float(max(means, key=lambda k: -np.inf if np.isnan(means[k]) else means[k]))
+        out["samples"] = float(len(idx))
+        return out
+
+
+class Retrieval(_SplitThresholdGate):
+    """B: rank of the target among its article's chunks (whole article, and without the context)."""
+
+    key = "B"
+    title = "within-article retrieval"
+    judged = ("R@1", "R@5", "MRR")
+    PARAMS = _split_params({"R@1": (0.60, 0.55, "minimum recall at 1"),
+                            "R@5": (0.95, 0.92, "minimum recall at 5"),
+                            "MRR": (0.80, 0.75, "minimum mean reciprocal rank")}) + (
+        Param("candidates", "str", "without_context",
+              "candidate set the verdict uses: without_context (the article minus the L context chunks) "
+              "or article (every chunk, the original's; legacy mode always uses it)",
+              choices=("without_context", "article")),)
+
+    def variants(self, context_len: int, horizon: int, legacy: bool) -> list[str]:
+        return ["base"]
+
+    def measure(self, preds: SplitPredictions) -> dict[str, float]:
+        s = preds.samples
+        idx = s.subset(self.key)
+        out: dict[str, float] = {}
+        for label, exclude in (("article", 0), ("without_context", s.context_len)):
+            ranks, n = within_article_ranks(s.store, preds["base"][idx], s.rows[idx], exclude_context=exclude)
+            for name, value in rank_summary(ranks, n).items():
+                out[f"{label}/{name}"] = value
+        chosen = "article" if s.legacy else self.thresholds.get("candidates", "without_context")
+        for name in ("R@1", "R@5", "MRR", "chance_R@1", "chance_R@5", "chance_MRR", "candidates"):
+            out[name] = out[f"{chosen}/{name}"]
+        out["samples"] = float(len(idx))
+        return out
+
+
+class Ablations:
+    """C: how much cos(pred, target) drops when the context is shuffled, reversed, thinned,
+    flattened to the last frame, or its last frame swapped for another article's chunk."""
+
+    key = "C"
+    title = "context ablations"
+    PARAMS = (
+        Param("shuffled", "float", -0.15, "maximum delta for a shuffled context (a non-identity permutation)"),
+        Param("reversed", "float", -0.10, "maximum delta for the reversed context"),
+        Param("loo_avg", "float", -0.08, "maximum mean delta of leave-one-out (frames 0..L-2, padded with the last)"),
+        Param("repeat_last", "float", 0.05, "maximum delta when every frame is the last frame"),
+        Param("cross_article", "float", 0.05, "maximum delta when the last frame comes from another article"),
+    )
+    TOLERANT = ("shuffled", "reversed", "loo_avg")  # the original allowed 1e-6 on these three
+
+    def __init__(self, **thresholds: Any) -> None:
+        self.thresholds = dict(thresholds)
+
+    def variants(self, context_len: int, horizon: int, legacy: bool) -> list[str]:
+        loo = range(context_len if legacy else context_len - 1)
+        return ["base", "shuffled", "reversed", *[f"loo_{i}" for i in loo], "repeat_last", "cross_article"]
+
+    def measure(self, preds: SplitPredictions) -> dict[str, float]:
+        s = preds.samples
+        idx = s.subset(self.key)
+        target = s.store.gather(s.rows[idx])
+        base = _cos(preds["base"][idx], target)
+
+        def delta(name: str) -> np.ndarray | None:
+            p = preds[name]
+            return None if p is None else _cos(p[idx], target) - base
+
+        out: dict[str, float] = {"base_cos": _mean(base)}
+        loo_names = [n for n in preds.variants if n.startswith("loo_")]
+        loo = [delta(n) for n in sorted(loo_names, key=lambda n: int(n[4:]))]
+        for name in ("shuffled", "reversed", "repeat_last", "cross_article"):
+            d = delta(name)
+            out[name] = NAN if d is None else _mean(d)
+        for n, d in zip(sorted(loo_names, key=lambda n: int(n[4:])), loo):
+            out[n] = _mean(d)
+        out["loo_avg"] = _mean(np.mean(np.stack(loo), axis=0)) if loo else NAN
+        out["samples"] = float(len(idx))
+        return out
+
+    def judge(self, metrics: Mapping[str, Mapping[str, float]]) -> Verdict:
+        checks = [Check(split, m, "<=", float(self.thresholds[m]), values.get(m, NAN),
+                        1e-6 if m in self.TOLERANT else 0.0)
+                  for split, values in metrics.items() for m in ("shuffled", "reversed", "loo_avg",
+                                                                 "repeat_last", "cross_article")]
+        return Verdict(checks)
+
+
+class Rollout(_SplitThresholdGate):
+    """D: feed predictions back for H steps; step h is scored against the chunk h after l."""
+
+    key = "D"
+    title = "rollout"
+    judged = ("avg_cos",)
+    PARAMS = _split_params({"avg_cos": (0.45, 0.42, "minimum mean over steps 1..H of cos(step h, chunk l + h)")})
+
+    def variants(self, context_len: int, horizon: int, legacy: bool) -> list[str]:
+        return [f"rollout_{h}" for h in range(1, horizon + 1)]
+
+    def measure(self, preds: SplitPredictions) -> dict[str, float]:
+        s = preds.samples
+        idx = s.subset(self.key)
+        rows = s.rows[idx]
+        out: dict[str, float] = {}
+        per_step = []
+        for h in range(1, s.horizon + 1):
+            truth = rows + h if s.legacy else rows + h - 1  # legacy scored step h against t + h
+            c = _cos(preds[f"rollout_{h}"][idx], s.store.gather(truth))
+            per_step.append(c)
+            out[f"cos@h={h}"] = _mean(c)
+        out["avg_cos"] = _mean(np.mean(np.stack(per_step), axis=0)) if len(idx) else NAN
+        out["horizon"] = float(s.horizon)
+        out["samples"] = float(len(idx))
+        return out
+
+
+class CoherenceBins:
+    """E: cos(pred, target) by context coherence bin; VAL and OOD normal-bin means must agree."""
+
+    key = "E"
+    title = "coherence bins"
+    PARAMS = (
+        Param("max_normal_delta", "float", 0.05, "maximum |normal-bin mean (VAL) - normal-bin mean (OOD)|"),
+        Param("low", "float", 0.45, "coherence below this is the low bin"),
+        Param("high", "float", 0.55, "coherence above this is discarded by the original (reported as high)"),
+    )
+
+    def __init__(self, **thresholds: Any) -> None:
+        self.thresholds = dict(thresholds)
+
+    def variants(self, context_len: int, horizon: int, legacy: bool) -> list[str]:
+        return ["base"]
+
+    def measure(self, preds: SplitPredictions) -> dict[str, float]:
+        s = preds.samples
+        idx = s.subset(self.key)
+        ctx = l2_normalize(s.store.gather(s.context_rows()[idx]))
+        coherence = np.mean(np.sum(ctx[:, :-1] * ctx[:, 1:], axis=-1), axis=1) if len(idx) else np.zeros(0)
+        c = _cos(preds["base"][idx], s.store.gather(s.rows[idx]))
+        low, high = float(self.thresholds["low"]), float(self.thresholds["high"])
+        bins = {"low": coherence < low, "normal": (coherence >= low) & (coherence <= high), "high": coherence > high}
+        out: dict[str, float] = {}
+        for name, mask in bins.items():
+            out[f"{name}_mean"] = _mean(c[mask])
+            out[f"{name}_n"] = float(mask.sum())
+            out[f"{name}_share"] = float(mask.mean()) if len(idx) else NAN
+        out["coherence_mean"] = _mean(coherence)
+        out["samples"] = float(len(idx))
+        return out
+
+    def judge(self, metrics: Mapping[str, Mapping[str, float]]) -> Verdict:
+        if "val" not in metrics or "ood" not in metrics:
+            return Verdict([], note="needs a val and an ood split")
+        delta = abs(metrics["val"]["normal_mean"] - metrics["ood"]["normal_mean"])
+        low_delta = abs(metrics["val"]["low_mean"] - metrics["ood"]["low_mean"])
+        return Verdict([Check("val-ood", "normal_mean_delta", "<=", float(self.thresholds["max_normal_delta"]), delta)],
+                       note=f"low-bin delta {low_delta:.4f} (reported, not judged)")
+
+
+GATES = (OffsetSweep, Retrieval, Ablations, Rollout, CoherenceBins)
+
+
+@hookimpl
+def register_gates(register):
+    for cls in GATES:
+        register(cls.key, cls, description=f"5CAT {cls.key}: {(cls.__doc__ or '').split(':', 1)[-1].strip().splitlines()[0]}",
+                 params=cls.PARAMS)
