@@ -1,0 +1,139 @@
+"""The TUI's non-Textual helpers: run-directory reading, JSONL tailing, plan diffs, form parsing,
+and the coalescing event feed."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from lvm_core.errors import InputError
+from lvm_core.events import StepLogged
+from lvm_core.params import Param
+from workbench.tui.feed import EventFeed, FeedReady
+from workbench.tui.planform import merge, param_text, parse_inline, parse_param, relative_store, resolve_store, toml_inline, widget_id
+from workbench.tui.rundirs import JsonlTail, curves, plan_diff, read_run, scan_runs
+from workbench.tui.train_pane import format_eta
+
+
+def test_jsonl_tail_returns_only_complete_new_lines(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    tail = JsonlTail(path)
+    assert tail.read_new() == []  # no file yet
+    path.write_text('{"step": 1}\n{"step": 2}\n{"st', encoding="utf-8")
+    assert [r["step"] for r in tail.read_new()] == [1, 2]
+    assert tail.read_new() == []  # the half line waits
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write('ep": 3}\nnot json\n{"step": 4}\n')
+    assert [r["step"] for r in tail.read_new()] == [3, 4]
+    assert tail.bad_lines == 1
+
+
+def test_curves_index_each_metric_by_its_own_records():
+    recs = [
+        {"kind": "StepLogged", "step": 20, "metrics": {"loss": 1.0, "loss/mse": 0.5}},
+        {"kind": "StepLogged", "step": 40, "metrics": {"loss": 0.8}},
+        {"kind": "StepLogged", "step": 60, "metrics": {"loss": float("nan"), "flag": True}},
+        {"kind": "RunStarted"},
+    ]
+    c = curves(recs)
+    assert c["loss"] == ([20.0, 40.0], [1.0, 0.8])  # the NaN point is left out, not plotted as 0
+    assert c["loss/mse"] == ([20.0], [0.5])
+    assert "flag" not in c
+
+
+def test_plan_diff_keys_losses_by_name():
+    a = {"name": "a", "model": {"arch": "mlp", "params": {"hidden": 64}},
+         "loss": [{"name": "mse", "weight": 1.0}, {"name": "cosine", "weight": 0.5}]}
+    b = {"name": "b", "model": {"arch": "mlp", "params": {"hidden": 128}},
+         "loss": [{"name": "cosine", "weight": 0.5}, {"name": "mse", "weight": 1.0}, {"name": "infonce", "weight": 0.1}]}
+    assert plan_diff(a, b) == [
+        ("name", "a", "b"),
+        ("model.params.hidden", 64, 128),
+        ("loss[infonce].weight", None, 0.1),
+    ]
+    assert plan_diff(a, a) == []
+
+
+def test_read_run_and_scan_report_broken_files_without_raising(tmp_path):
+    good = tmp_path / "good-1"
+    good.mkdir()
+    (good / "run.json").write_text(json.dumps({"status": "completed", "name": "good", "duration_s": 75.0,
+                                               "best": {"metric": "val/margin", "value": 0.125}}))
+    (good / "gates.json").write_text(json.dumps({"score": 4, "passed": True}))
+    bad = tmp_path / "bad-1"
+    bad.mkdir()
+    (bad / "run.json").write_text("{oops")
+    (tmp_path / "not-a-run").mkdir()
+    runs = {r.path.name: r for r in scan_runs(tmp_path)}
+    assert set(runs) == {"good-1", "bad-1"}
+    g = runs["good-1"]
+    assert (g.status, g.gate_score, g.gate_passed, g.best_text) == ("completed", 4, True, "margin +0.125")
+    assert runs["bad-1"].problem.startswith("run.json: not valid JSON")
+    assert read_run(tmp_path / "not-a-run").problem == "run.json missing"
+    assert scan_runs(tmp_path / "absent") == []
+
+
+def test_form_values_round_trip_through_toml_inline():
+    sched = {"kind": "step", "epoch": 3, "before": 0.0, "after": 0.5}
+    assert toml_inline(sched) == '{ kind = "step", epoch = 3, before = 0.0, after = 0.5 }'
+    assert parse_inline(toml_inline(sched), "x") == sched
+    assert parse_inline("[[4000, 4499]]", "x") == [[4000, 4499]]
+    with pytest.raises(InputError, match="loss\\[mse\\].schedule"):
+        parse_inline("{ kind = ", "loss[mse].schedule")
+
+
+def test_parse_param_uses_the_declared_type_and_limits():
+    p = Param("hidden", "int", 64, min=1)
+    assert parse_param(p, " 128 ", "model.params.hidden") == 128
+    with pytest.raises(InputError, match="model.params.hidden: expected int"):
+        parse_param(p, "12.5", "model.params.hidden")
+    with pytest.raises(InputError, match="expected >= 1"):
+        parse_param(p, "0", "model.params.hidden")
+    f = Param("margin", "float", 0.05)
+    assert parse_param(f, "0.1", "w") == 0.1
+    assert param_text(0.05) == "0.05" and param_text([1, 2]) == "[1, 2]" and param_text("x") == "x"
+    assert parse_param(Param("sizes", "list", []), "[1, 2]", "w") == [1, 2]
+
+
+def test_merge_keeps_keys_the_form_does_not_show():
+    base = {"train": {"epochs": 3, "weight_decay": 0.01}, "eval": {"every": 2}}
+    out = merge(base, {"train": {"epochs": 5}})
+    assert out == {"train": {"epochs": 5, "weight_decay": 0.01}, "eval": {"every": 2}}
+    assert base["train"]["epochs"] == 3  # not modified in place
+
+
+def test_store_paths_are_written_relative_to_the_plan(tmp_path):
+    store = tmp_path / "data" / "s"
+    plans = tmp_path / "plans"
+    rel = relative_store(str(store), plans)
+    assert rel == "../data/s"
+    assert resolve_store(rel, plans) == str(store.resolve())
+    assert widget_id("loss-on", "my.loss x") == "loss-on-my_loss_x"
+
+
+def test_format_eta():
+    assert format_eta(65) == "1:05"
+    assert format_eta(3725) == "1:02:05"
+    assert format_eta(None) == "-" and format_eta(float("inf")) == "-"
+
+
+def test_event_feed_keeps_every_event_and_coalesces_wakeups():
+    posted = []
+    feed = EventFeed(posted.append)
+    threads = [threading.Thread(target=lambda i=i: [feed.sink(StepLogged(step=i * 100 + k, epoch=0, total_steps=1,
+                                                                       metrics={}, samples_per_s=1.0))
+                                                  for k in range(50)]) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    records = feed.drain()
+    assert len(records) == 200 and sorted(r["step"] for r in records) == sorted(i * 100 + k for i in range(4) for k in range(50))
+    assert all(r["kind"] == "StepLogged" for r in records)
+    assert feed.drain() == []
+    assert len(posted) == 200
+    assert posted[1].can_replace(posted[0])  # a newer wake-up replaces a queued older one
+    other = EventFeed(posted.append)
+    assert not FeedReady(other).can_replace(posted[0])

@@ -1,0 +1,186 @@
+"""Runs: every run in the runs folder with status, best metric, gate score and time; mark two to
+overlay their curves and list the differences between their plans; resume or attach."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Button, DataTable, Label, Static
+from textual_plot import PlotWidget
+
+from .rundirs import RunInfo, curves, plan_diff, read_jsonl, read_plan, scan_runs
+from .train_pane import format_eta
+
+COMPARE_METRICS = ("val/margin", "val/cos", "loss")
+STYLES = ("bright_cyan", "bright_magenta")
+
+
+class RunsPane(Vertical):
+    """The Runs tab."""
+
+    BINDINGS = [
+        Binding("space", "mark", "Mark"),
+        Binding("c", "compare", "Compare"),
+        Binding("r", "resume", "Resume"),
+        Binding("a", "attach", "Attach"),
+        Binding("f5", "refresh", "Refresh"),
+        Binding("m", "next_metric", "Metric"),
+    ]
+
+    class ResumeRequested(Message):
+        def __init__(self, run_dir: Path) -> None:
+            super().__init__()
+            self.run_dir = run_dir
+
+    class AttachRequested(Message):
+        def __init__(self, run_dir: Path) -> None:
+            super().__init__()
+            self.run_dir = run_dir
+
+    def __init__(self, runs_dir: Path, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.runs_dir = runs_dir
+        self.runs: list[RunInfo] = []
+        self.marked: list[Path] = []
+        self.metric = COMPARE_METRICS[0]
+        self.diff: list[tuple[str, Any, Any]] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="runs-message")
+        with Horizontal(classes="buttons"):
+            yield Button("Refresh", compact=True, id="runs-refresh")
+            yield Button("Compare marked", compact=True, id="runs-compare")
+            yield Button("Resume", compact=True, id="runs-resume")
+            yield Button("Attach", compact=True, id="runs-attach")
+        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        with Horizontal(id="runs-compare-area"):
+            with Vertical(classes="chart"):
+                yield Label("", id="compare-title", classes="chart-title")
+                yield PlotWidget(id="compare-plot", allow_pan_and_zoom=False)
+            yield Static("mark two runs with space, then press c", id="plan-diff")
+
+    def on_mount(self) -> None:
+        self.query_one("#runs-table", DataTable).add_columns("", "run", "status", "best", "5CAT", "time", "started")
+        self.refresh_runs()
+
+    def refresh_runs(self) -> None:
+        """Re-read the runs folder (keeps the marks of runs that are still there)."""
+        self.runs = scan_runs(self.runs_dir)
+        paths = {r.path for r in self.runs}
+        self.marked = [p for p in self.marked if p in paths]
+        table = self.query_one("#runs-table", DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        for r in self.runs:
+            gate = "-" if r.gate_score is None else f"{r.gate_score} {'pass' if r.gate_passed else 'fail'}"
+            status = Text(r.status, style={"completed": "green", "failed": "red", "diverged": "red",
+                                           "stopped": "yellow", "running": "cyan"}.get(r.status, ""))
+            table.add_row("*" if r.path in self.marked else "", r.path.name, status, r.best_text, gate,
+                          format_eta(r.duration_s) if r.duration_s is not None else "-", r.started[:19],
+                          key=str(r.path))
+        if self.runs:
+            table.move_cursor(row=min(max(cursor, 0), len(self.runs) - 1))
+        problems = [f"{r.path.name}: {r.problem}" for r in self.runs if r.problem]
+        where = f"{len(self.runs)} runs in {self.runs_dir}" if self.runs else f"no runs in {self.runs_dir} yet"
+        self.say("\n".join([where, *problems]), error=bool(problems))
+
+    def say(self, text: str, *, error: bool = False) -> None:
+        msg = self.query_one("#runs-message", Static)
+        msg.update(text)
+        msg.set_class(error, "error")
+
+    def current(self) -> RunInfo | None:
+        table = self.query_one("#runs-table", DataTable)
+        if not self.runs or table.cursor_row < 0:
+            return None
+        return self.runs[min(table.cursor_row, len(self.runs) - 1)]
+
+    # ---- actions -------------------------------------------------------------------------
+    def action_refresh(self) -> None:
+        self.refresh_runs()
+
+    def action_mark(self) -> None:
+        run = self.current()
+        if run is None:
+            return
+        if run.path in self.marked:
+            self.marked.remove(run.path)
+        else:
+            self.marked = (self.marked + [run.path])[-2:]
+        self.refresh_runs()
+
+    def action_next_metric(self) -> None:
+        self.metric = COMPARE_METRICS[(COMPARE_METRICS.index(self.metric) + 1) % len(COMPARE_METRICS)]
+        if len(self.marked) == 2:
+            self.action_compare()
+
+    def action_compare(self) -> None:
+        if len(self.marked) != 2:
+            self.say("mark two runs with space first", error=True)
+            return
+        a, b = self.marked
+        self.compare(a, b)
+
+    def compare(self, a: Path, b: Path) -> None:
+        """Overlay the chosen metric of runs a and b, and list their plan differences."""
+        plot = self.query_one("#compare-plot", PlotWidget)
+        plot.clear()
+        kind, x_key = ("StepLogged", "step") if self.metric == "loss" else ("EvalDone", "epoch")
+        for path, style in zip((a, b), STYLES):
+            recs = [r for r in read_jsonl(path / "metrics.jsonl") if r.get("kind") == kind]
+            series = curves(recs, x_key=x_key).get(self.metric)
+            if series:
+                plot.plot(*series, line_style=style, label=path.name[:30])
+        plot.show_legend()
+        self.query_one("#compare-title", Label).update(f"{self.metric} by {x_key}: {a.name} (cyan) vs {b.name} (magenta)  [m]")
+        self.diff = plan_diff(read_plan(a), read_plan(b))
+        text = Text()
+        text.append("plan differences\n", style="bold")
+        if not self.diff:
+            text.append("none: the plans are the same\n")
+        for key, va, vb in self.diff:
+            text.append(f"{key}: ")
+            text.append(f"{va!r}", style="cyan")
+            text.append(" -> ")
+            text.append(f"{vb!r}\n", style="magenta")
+        self.query_one("#plan-diff", Static).update(text)
+
+    def action_resume(self) -> None:
+        run = self.current()
+        if run is None:
+            return
+        if run.status not in ("stopped", "failed", "diverged"):
+            self.say(f"{run.path.name} is {run.status}; only a stopped run can be resumed", error=True)
+            return
+        if not (run.path / "checkpoints" / "last.safetensors").is_file():
+            self.say(f"{run.path.name} has no checkpoints/last.safetensors to resume from", error=True)
+            return
+        self.post_message(self.ResumeRequested(run.path))
+
+    def action_attach(self) -> None:
+        run = self.current()
+        if run is not None:
+            self.post_message(self.AttachRequested(run.path))
+
+    @on(Button.Pressed, "#runs-refresh")
+    def _b_refresh(self) -> None:
+        self.action_refresh()
+
+    @on(Button.Pressed, "#runs-compare")
+    def _b_compare(self) -> None:
+        self.action_compare()
+
+    @on(Button.Pressed, "#runs-resume")
+    def _b_resume(self) -> None:
+        self.action_resume()
+
+    @on(Button.Pressed, "#runs-attach")
+    def _b_attach(self) -> None:
+        self.action_attach()

@@ -1,0 +1,230 @@
+"""Train: progress with rate and ETA, live curves of every loss term and of the validation
+numbers beside the copy-last and context-mean baselines, a table of epochs, and alerts.
+
+The pane only reads event records (the dicts of `Event.to_json()`), so a run trained in this
+process and a run followed through its metrics.jsonl look exactly the same.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Label, ProgressBar, RichLog, Sparkline, Static
+from textual_plot import PlotWidget
+
+from .rundirs import curves
+
+LINE_STYLES = ["bright_cyan", "bright_magenta", "bright_yellow", "bright_green", "bright_red", "bright_blue", "white"]
+BASELINES = (("copy_last", "red"), ("context_mean", "yellow"))
+EPOCH_COLUMNS = ("epoch", "step", "loss", "val cos", "val margin", "copy-last cos", "ctx-mean cos", "R@1")
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "-"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def _fmt(value: Any, spec: str = ".3f") -> str:
+    return format(value, spec) if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+
+
+class TrainPane(Vertical):
+    """The Train tab: everything about the run in progress (or the last one)."""
+
+    CHARTS = ("cos", "margin")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.records: list[dict[str, Any]] = []
+        self.status = "idle"
+        self.run_dir: str | None = None
+        self.device = ""
+        self.total_steps = 0
+        self.step = 0
+        self.chart = "margin"
+        self.alerts: list[dict[str, Any]] = []
+        self.epochs_shown = 0
+        self._dirty = False
+        self._started_at: float | None = None
+        self._first_step: tuple[float, int] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("idle: press s to train the current setup", id="train-status")
+        yield ProgressBar(id="train-progress", show_eta=False)
+        with Horizontal(id="train-charts"):
+            with Vertical(classes="chart"):
+                yield Label("loss terms (by step)", classes="chart-title")
+                yield PlotWidget(id="loss-plot", allow_pan_and_zoom=False)
+            with Vertical(classes="chart"):
+                yield Label("", id="val-title", classes="chart-title")
+                yield PlotWidget(id="val-plot", allow_pan_and_zoom=False)
+        with Horizontal(id="train-sparks"):
+            yield Label("loss", classes="spark-label")
+            yield Sparkline([], id="loss-spark")
+            yield Label("margin", classes="spark-label")
+            yield Sparkline([], id="margin-spark")
+        with Horizontal(id="train-bottom"):
+            yield DataTable(id="epoch-table", cursor_type="row", zebra_stripes=True)
+            yield RichLog(id="alerts", wrap=True, markup=False, max_lines=200)
+
+    def on_mount(self) -> None:
+        self.query_one("#epoch-table", DataTable).add_columns(*EPOCH_COLUMNS)
+        self._set_val_title()
+        self.set_interval(0.25, self._redraw_if_dirty)
+
+    # ---- state ---------------------------------------------------------------------------
+    def reset(self, source: str) -> None:
+        """Forget the previous run's curves before showing a new one."""
+        self.records.clear()
+        self.alerts.clear()
+        self.status, self.step, self.total_steps, self.epochs_shown = "starting", 0, 0, 0
+        self.run_dir = None
+        self._started_at, self._first_step = time.monotonic(), None
+        self.query_one("#epoch-table", DataTable).clear()
+        self.query_one("#alerts", RichLog).clear()
+        self.query_one("#train-progress", ProgressBar).update(total=None, progress=0)
+        self.query_one("#train-status", Static).update(f"starting ({source})")
+        self._dirty = True
+
+    def add_records(self, records: list[dict[str, Any]]) -> None:
+        """Take in new event records (in order) and update what depends on them."""
+        for rec in records:
+            kind = rec.get("kind")
+            self.records.append(rec)
+            if kind == "RunStarted":
+                self.run_dir = rec.get("run_dir")
+                self.device = f"{rec.get('device', '?')} ({rec.get('device_reason', '')})".replace(" ()", "")
+                self.total_steps = int(rec.get("total_steps") or 0)
+                self.status = "running"
+                resumed = rec.get("resumed_from_step")
+                if resumed:
+                    self.step = int(resumed)
+                    self._log("info", f"resumed from step {resumed}")
+            elif kind == "StepLogged":
+                self.step = int(rec.get("step", self.step))
+                self.total_steps = int(rec.get("total_steps") or self.total_steps)
+                if self._first_step is None:
+                    self._first_step = (time.monotonic(), self.step)
+            elif kind == "EvalDone":
+                self._add_epoch_row(rec)
+            elif kind == "Alert":
+                self.alerts.append(rec)
+                self._log(rec.get("level", "info"), f"epoch {rec.get('epoch')} step {rec.get('step')}: "
+                                                     f"{rec.get('code')}: {rec.get('message')}")
+            elif kind == "CheckpointSaved":
+                self._log("info", f"checkpoint {rec.get('tag')} at step {rec.get('step')}")
+            elif kind == "GatesDone":
+                verdict = "passed" if rec.get("passed") else "failed"
+                self._log("info" if rec.get("passed") else "warning", f"5CAT {verdict}, score {rec.get('score')}")
+            elif kind == "RunEnded":
+                self.status = str(rec.get("status", "ended"))
+                self.step = int(rec.get("step") or self.step)
+                if rec.get("error"):
+                    self._log("error", f"run {self.status}: {rec['error']}")
+                else:
+                    self._log("info", f"run {self.status} at step {self.step}")
+        self._update_status()
+        self._dirty = True
+
+    def fail(self, message: str) -> None:
+        """The run could not start or crashed outside the trainer: say so, keep the app alive."""
+        self.status = "failed"
+        self._log("error", message)
+        self._update_status()
+
+    def _log(self, level: str, text: str) -> None:
+        style = {"error": "bold red", "warning": "yellow"}.get(level, "")
+        from rich.text import Text
+
+        self.query_one("#alerts", RichLog).write(Text(f"{level}: {text}", style=style))
+
+    def _add_epoch_row(self, rec: dict[str, Any]) -> None:
+        m = rec.get("metrics", {})
+        epoch = rec.get("epoch")
+        losses = [r for r in self.records if r.get("kind") == "EpochEnded" and r.get("epoch") == epoch]
+        loss = losses[-1]["metrics"].get("loss") if losses else None
+        self.query_one("#epoch-table", DataTable).add_row(
+            str(epoch), str(rec.get("step")), _fmt(loss, ".4f"), _fmt(m.get("val/cos")), _fmt(m.get("val/margin"), "+.3f"),
+            _fmt(m.get("val/copy_last/cos")), _fmt(m.get("val/context_mean/cos")), _fmt(m.get("val/R@1")),
+        )
+        self.epochs_shown += 1
+
+    def rate_and_eta(self) -> tuple[float | None, float | None]:
+        """Steps per second since the first logged step, and the seconds left at that rate."""
+        if self._first_step is None or not self.total_steps:
+            return None, None
+        t0, s0 = self._first_step
+        dt = time.monotonic() - t0
+        if dt <= 0 or self.step <= s0:
+            return None, None
+        rate = (self.step - s0) / dt
+        return rate, (self.total_steps - self.step) / rate
+
+    def _update_status(self) -> None:
+        last = next((r for r in reversed(self.records) if r.get("kind") == "StepLogged"), None)
+        samples = f"{last['samples_per_s']:.0f} samples/s" if last and last.get("samples_per_s") else ""
+        rate, eta = self.rate_and_eta()
+        parts = [self.status]
+        if self.device:
+            parts.append(f"on {self.device}")
+        parts.append(f"step {self.step}/{self.total_steps or '?'}")
+        if samples:
+            parts.append(samples)
+        if self.status == "running":
+            parts.append(f"ETA {format_eta(eta)}")
+        if self.run_dir:
+            parts.append(str(self.run_dir))
+        self.query_one("#train-status", Static).update("  ·  ".join(parts))
+        bar = self.query_one("#train-progress", ProgressBar)
+        if self.total_steps:
+            bar.update(total=self.total_steps, progress=self.step)
+
+    # ---- charts --------------------------------------------------------------------------
+    def toggle_chart(self) -> None:
+        self.chart = self.CHARTS[(self.CHARTS.index(self.chart) + 1) % len(self.CHARTS)]
+        self._set_val_title()
+        self._dirty = True
+        self._redraw_if_dirty()
+
+    def _set_val_title(self) -> None:
+        self.query_one("#val-title", Label).update(f"val {self.chart} by epoch; baselines copy-last (red), context-mean (yellow)  [m]")
+
+    def series(self) -> tuple[dict[str, tuple[list[float], list[float]]], dict[str, tuple[list[float], list[float]]]]:
+        """(loss terms by step, validation metrics by epoch) from the records so far."""
+        steps = curves([r for r in self.records if r.get("kind") == "StepLogged"], x_key="step")
+        evals = curves([r for r in self.records if r.get("kind") == "EvalDone"], x_key="epoch")
+        return {k: v for k, v in steps.items() if k == "loss" or k.startswith("loss/")}, evals
+
+    def _redraw_if_dirty(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        losses, evals = self.series()
+        loss_plot = self.query_one("#loss-plot", PlotWidget)
+        loss_plot.clear()
+        for i, (name, (xs, ys)) in enumerate(sorted(losses.items())):
+            loss_plot.plot(xs, ys, line_style=LINE_STYLES[i % len(LINE_STYLES)], label=name)
+        if len(losses) > 1:
+            loss_plot.show_legend()
+        val_plot = self.query_one("#val-plot", PlotWidget)
+        val_plot.clear()
+        model = evals.get(f"val/{self.chart}")
+        if model:
+            xs = model[0]
+            span = [min(xs) - 0.5, max(xs) + 0.5] if len(xs) > 1 else [xs[0] - 1, xs[0] + 1]
+            for base, style in BASELINES:
+                b = evals.get(f"val/{base}/{self.chart}")
+                if b:
+                    val_plot.plot(span, [b[1][-1]] * 2, line_style=style, label=base.replace("_", "-"))
+            val_plot.plot(*model, line_style="bright_cyan", label="model")
+            val_plot.show_legend()
+        if "loss" in losses:
+            self.query_one("#loss-spark", Sparkline).data = losses["loss"][1][-60:]
+        if "val/margin" in evals:
+            self.query_one("#margin-spark", Sparkline).data = evals["val/margin"][1][-60:]
