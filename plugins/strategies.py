@@ -3,7 +3,9 @@
 Each loss is ``factory(**params) -> strategy`` with ``strategy(batch, model) -> dict[str, Tensor]``
 (workbench/hookspecs.py). The terms a strategy returns are meant to be *added*: the trainer
 multiplies their sum by the plan's weight for this loss. Terms whose names start with ``stat/``
-are detached numbers for the logs only (a ratio, a mean margin) and are never added to the loss.
+are detached numbers for the logs only (a ratio, a mean margin) and are never added to the loss
+(lvm_core/train.py, STAT_PREFIX). The trainer logs a term as loss/<entry> when its key is the
+entry's name and loss/<entry>/<key> otherwise, so keys here are short: "flat", "stat/cos_h2".
 
 What each strategy fixes against the original (reference/lnsp-reference.md section 5):
 - rollout: every step carries gradient, and step h is scored against the true chunk h - 1 rows
@@ -106,9 +108,9 @@ class Rollout:
     Step h (1..horizon) predicts from the context shifted h - 1 times (oldest frame dropped, the
     previous prediction appended) and is scored against the true chunk h - 1 rows after the
     target; steps that would leave the article are masked out. Term `rollout` is the weighted
-    mean over steps of each step's mean distance. Optional `rollout_flat` is the original P4
+    mean over steps of each step's mean distance. Optional `flat` is the original P4
     flatness penalty, flat_weight * mean_h ReLU(cos(pred_{h-1}, pred_h) - flat_threshold),
-    which punishes a rollout that stands still (copy loops). Logs stat/rollout_cos_h{h}.
+    which punishes a rollout that stands still (copy loops). Logs stat/cos_h{h}.
     """
 
     def __init__(self, horizon: int = 3, distance: str = "cosine", step_weights: Sequence[float] = (),
@@ -133,13 +135,13 @@ class Rollout:
         terms: Terms = {"rollout": masked_step_mean(d, inside, self.step_weights.to(d.device))}
         if self.flat_weight > 0 and self.horizon > 1:
             same = cos(preds[:, :-1, :], preds[:, 1:, :])  # (B, H - 1)
-            terms["rollout_flat"] = self.flat_weight * F.relu(same - self.flat_threshold).mean()
+            terms["flat"] = self.flat_weight * F.relu(same - self.flat_threshold).mean()
         with torch.no_grad():
             c = cos(preds, truth)
             m = inside.to(c.dtype)
             for h in range(self.horizon):
                 if m[:, h].sum() > 0:
-                    terms[f"stat/rollout_cos_h{h + 1}"] = (c[:, h] * m[:, h]).sum() / m[:, h].sum()
+                    terms[f"stat/cos_h{h + 1}"] = (c[:, h] * m[:, h]).sum() / m[:, h].sum()
         return terms
 
 
@@ -151,7 +153,7 @@ class AdaptiveDirectional:
     hinge_b = ReLU(margin - (cos(pred, y) - cos(pred, c_last))); weight_b = 1 + boost *
     sigmoid((cos(c_last, y) - threshold) / temperature), a constant of the data (P4's adaptive
     guard, applied per sample instead of to the batch mean). Term `adaptive_directional` is
-    mean_b weight_b * hinge_b. Logs stat/dir_margin (mean gap) and stat/dir_weight (mean weight).
+    mean_b weight_b * hinge_b. Logs stat/margin (mean gap) and stat/weight (mean weight).
     """
 
     def __init__(self, margin: float = 0.01, threshold: float = 0.60, temperature: float = 0.05,
@@ -165,14 +167,14 @@ class AdaptiveDirectional:
             weight = 1.0 + self.boost * torch.sigmoid((cos(batch.last, batch.targets) - self.threshold)
                                                       / self.temperature)
         return {"adaptive_directional": (weight * F.relu(self.margin - gap)).mean(),
-                "stat/dir_margin": gap.detach().mean(), "stat/dir_weight": weight.mean()}
+                "stat/margin": gap.detach().mean(), "stat/weight": weight.mean()}
 
 
 class AntiCopy:
     """Hinge against every context frame: the prediction must be nearer the target than any c_i.
 
     Term `anti_copy` = mean over samples b and frames i of ReLU(margin - (cos(pred, y) - cos(pred, c_i))).
-    Logs stat/anti_copy_active, the fraction of (sample, frame) pairs inside the margin.
+    Logs stat/active, the fraction of (sample, frame) pairs inside the margin.
     """
 
     def __init__(self, margin: float = 0.02) -> None:
@@ -182,7 +184,7 @@ class AntiCopy:
         pred = batch.prediction(model)
         gaps = cos(pred, batch.targets)[:, None] - cos(pred[:, None, :], batch.contexts)  # (B, L)
         hinge = F.relu(self.margin - gaps)
-        return {"anti_copy": hinge.mean(), "stat/anti_copy_active": (hinge > 0).to(hinge.dtype).mean().detach()}
+        return {"anti_copy": hinge.mean(), "stat/active": (hinge > 0).to(hinge.dtype).mean().detach()}
 
 
 # ---- multi-horizon ------------------------------------------------------------------------------------
@@ -190,12 +192,12 @@ class AntiCopy:
 class FutureRanking:
     """Multi-horizon targets +1..+K through one shared head, with a ranking term.
 
-    The model's own prediction is fed back (as in rollout) to predict +2..+K. Term `future_fit`
+    The model's own prediction is fed back (as in rollout) to predict +2..+K. Term `fit`
     is fit_weight times the mean over horizons of each horizon's mean distance to its true chunk.
-    Term `future_rank` is rank_weight times the mean, over samples and pairs h < j of horizons
+    Term `rank` is rank_weight times the mean, over samples and pairs h < j of horizons
     inside the article, of ReLU(margin - (cos(pred_h, y_h) - cos(pred_h, y_j))): each prediction
     must be nearer its own horizon than any later one, so +1 ranks above +2 and +3.
-    Logs stat/future_rank_gap (the mean gap of pred_1 between y_1 and y_2).
+    Logs stat/rank_gap (the mean gap of pred_1 between y_1 and y_2).
     """
 
     def __init__(self, horizons: int = 3, margin: float = 0.008, fit_weight: float = 1.0,
@@ -210,18 +212,18 @@ class FutureRanking:
         terms: Terms = {}
         if self.fit_weight > 0:
             d = distance(preds, truth, self.distance)
-            terms["future_fit"] = self.fit_weight * masked_step_mean(d, inside, torch.ones(K, device=d.device))
+            terms["fit"] = self.fit_weight * masked_step_mean(d, inside, torch.ones(K, device=d.device))
         sims = cos(preds[:, :, None, :], truth[:, None, :, :])  # (B, h, j): cos(pred_h, y_j)
         gaps = torch.diagonal(sims, dim1=1, dim2=2)[:, :, None] - sims  # cos(pred_h, y_h) - cos(pred_h, y_j)
         pairs = torch.triu(torch.ones(K, K, dtype=torch.bool, device=sims.device), diagonal=1)
         valid = pairs[None] & inside[:, None, :]  # y_j inside the article implies y_h is too (h < j)
         hinge = F.relu(self.margin - gaps)
         n = valid.sum()
-        terms["future_rank"] = self.rank_weight * (hinge * valid).sum() / n.clamp_min(1)
+        terms["rank"] = self.rank_weight * (hinge * valid).sum() / n.clamp_min(1)
         with torch.no_grad():
             ok = inside[:, 1]
             if ok.any():
-                terms["stat/future_rank_gap"] = gaps[:, 0, 1][ok].mean()
+                terms["stat/rank_gap"] = gaps[:, 0, 1][ok].mean()
         return terms
 
 
@@ -232,7 +234,7 @@ class VarianceGuard:
 
     Per dimension d over the batch: ReLU(floor * std(y_d) - std(pred_d)), averaged over d and
     divided by the mean std(y_d) so the term does not depend on D or the embedder's scale.
-    Term `variance`; stat/var_ratio = sum_d Var(pred_d) / sum_d Var(y_d) (1 = as spread as the
+    Term `variance_guard`; stat/var_ratio = sum_d Var(pred_d) / sum_d Var(y_d) (1 = as spread as the
     targets, near 0 = collapsed to the mean), logged every step so the epoch mean is the report.
     """
 
@@ -243,14 +245,14 @@ class VarianceGuard:
         pred = batch.prediction(model)
         if pred.shape[0] < 2:
             zero = pred.sum() * 0.0
-            return {"variance": zero}
+            return {"variance_guard": zero}
         var_p = pred.var(dim=0, correction=0)
         var_y = batch.targets.var(dim=0, correction=0).detach()
         std_p = torch.sqrt(var_p + 1e-12)
         std_y = torch.sqrt(var_y + 1e-12)
         hinge = F.relu(self.floor * std_y - std_p).mean() / std_y.mean().clamp_min(1e-12)
         ratio = var_p.detach().sum() / var_y.sum().clamp_min(1e-20)
-        return {"variance": hinge, "stat/var_ratio": ratio}
+        return {"variance_guard": hinge, "stat/var_ratio": ratio}
 
 
 # ---- energy score and the sampling head -------------------------------------------------------------------
@@ -261,8 +263,8 @@ class EnergyScore:
     With m samples x_1..x_m of model.sample(contexts, m) and the target y, per sample:
     2 * mean_i ||x_i - y||^beta - mean_{i != j} ||x_i - x_j||^beta (beta in (0, 2)).
     The first part pulls samples to the target; the second pushes them apart, which is what keeps
-    the predictive distribution from collapsing to the conditional mean. Term `energy`; logs
-    stat/energy_attract and stat/energy_repel (the two means). Needs a sampling model such as
+    the predictive distribution from collapsing to the conditional mean. Term `energy_score`; logs
+    stat/attract and stat/repel (the two means). Needs a sampling model such as
     arch "noisy_head".
     """
 
@@ -282,8 +284,8 @@ class EnergyScore:
         pair = self._dist(x[:, :, None, :], x[:, None, :, :])  # (B, m, m)
         off = ~torch.eye(m, dtype=torch.bool, device=x.device)
         repel = (pair * off).sum(dim=(1, 2)) / (m * (m - 1))
-        return {"energy": (2.0 * attract - repel).mean(),
-                "stat/energy_attract": attract.detach().mean(), "stat/energy_repel": repel.detach().mean()}
+        return {"energy_score": (2.0 * attract - repel).mean(),
+                "stat/attract": attract.detach().mean(), "stat/repel": repel.detach().mean()}
 
     def _dist(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """||a - b||^beta, with a tiny offset so the gradient at a == b is finite."""
@@ -372,8 +374,8 @@ def register_losses(register):
              params=(
                  Param("horizons", "int", 3, "K, the furthest horizon", min=2, max=16),
                  Param("margin", "float", 0.008, "required cos(pred_h, y_h) - cos(pred_h, y_j) for j > h"),
-                 Param("fit_weight", "float", 1.0, "weight of the multi-horizon fit term future_fit", min=0.0),
-                 Param("rank_weight", "float", 1.0, "weight of the ranking term future_rank", min=0.0),
+                 Param("fit_weight", "float", 1.0, "weight of the multi-horizon fit term (logged as fit)", min=0.0),
+                 Param("rank_weight", "float", 1.0, "weight of the ranking term (logged as rank)", min=0.0),
                  Param("distance", "str", "cosine", "fit distance: cosine (1 - cos) or mse", choices=_DISTANCE),
              ))
     register("variance_guard", VarianceGuard,

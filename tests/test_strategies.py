@@ -65,9 +65,9 @@ def test_rollout_hand_computed_with_mask_and_flatness():
     step3 = 1 - math.cos(0.25)  # row 2 only
     assert terms["rollout"].item() == approx((step1 + step2 + step3) / 3)
     # consecutive predictions are 0.25 rad apart: cos 0.25 = 0.9689 > 0.95
-    assert terms["rollout_flat"].item() == approx(10.0 * (math.cos(0.25) - 0.95))
-    assert terms["stat/rollout_cos_h3"].item() == approx(math.cos(0.25))
-    assert terms["stat/rollout_cos_h1"].item() == approx(math.cos(0.05))
+    assert terms["flat"].item() == approx(10.0 * (math.cos(0.25) - 0.95))
+    assert terms["stat/cos_h3"].item() == approx(math.cos(0.25))
+    assert terms["stat/cos_h1"].item() == approx(math.cos(0.05))
 
 
 def test_rollout_step_weights_and_mse():
@@ -76,7 +76,7 @@ def test_rollout_step_weights_and_mse():
     # mse of unit vectors = (2 - 2 cos) / D with D = 2
     want = (1 * (1 - math.cos(0.05)) + 3 * (1 - math.cos(0.25))) / 4
     assert t["rollout"].item() == approx(want)
-    assert "rollout_flat" not in t
+    assert "flat" not in t
 
 
 def test_rollout_gradient_goes_through_the_fed_back_predictions():
@@ -117,8 +117,8 @@ def test_adaptive_directional_hand_computed_uses_c_last():
     terms = AdaptiveDirectional(margin=0.2)(b, Fixed([[0.8, 0.6], [0.6, 0.8]]))
     w1 = 1 + 1 / (1 + math.exp(12))
     assert terms["adaptive_directional"].item() == approx((1.5 * (0.2 - 0.16) + w1 * (0.2 + 0.2)) / 2)
-    assert terms["stat/dir_margin"].item() == approx((0.16 - 0.2) / 2)
-    assert terms["stat/dir_weight"].item() == approx((1.5 + w1) / 2)
+    assert terms["stat/margin"].item() == approx((0.16 - 0.2) / 2)
+    assert terms["stat/weight"].item() == approx((1.5 + w1) / 2)
 
 
 def test_adaptive_directional_gradient_is_weighted_per_sample():
@@ -139,7 +139,7 @@ def test_anti_copy_hand_computed_over_every_frame():
     model = Fixed([[1.0, 0.0]])
     terms = AntiCopy(margin=0.02)(b, model)
     assert terms["anti_copy"].item() == approx((0.42 + 0.0) / 2)
-    assert terms["stat/anti_copy_active"].item() == approx(0.5)
+    assert terms["stat/active"].item() == approx(0.5)
     terms["anti_copy"].backward()
     # only the frame (1,0) is active: d/dpred = (c - y) / 2 projected off pred = (0.4, -0.8)/2 -> (0, -0.4)
     assert model.preds.grad[0].tolist() == approx([0.0, -0.4])
@@ -152,14 +152,14 @@ def test_future_ranking_hand_computed():
     b = angle_batch([2, 5])
     t = FutureRanking(horizons=3, margin=0.2)(b, Rotate(0.25))
     fit = ((1 - math.cos(0.05)) + (1 - math.cos(0.1)) + (1 - math.cos(0.25))) / 3
-    assert t["future_fit"].item() == approx(fit)
+    assert t["fit"].item() == approx(fit)
     gap12 = math.cos(0.05) - math.cos(0.25 - 0.6)
     gap13 = math.cos(0.05) - math.cos(0.25 - 1.0)
     gap23 = math.cos(0.1) - math.cos(0.5 - 1.0)
     want = sum(max(0.0, 0.2 - g) for g in (gap12, gap13, gap23)) / 3  # row 5 has no pair inside its article
     assert want > 0
-    assert t["future_rank"].item() == approx(want)
-    assert t["stat/future_rank_gap"].item() == approx(gap12)
+    assert t["rank"].item() == approx(want)
+    assert t["stat/rank_gap"].item() == approx(gap12)
 
 
 def test_future_ranking_gradient_reaches_later_horizons():
@@ -172,8 +172,8 @@ def test_future_ranking_gradient_reaches_later_horizons():
         torch.manual_seed(0)
         model = SimpleMLP(4, 2, hidden_dim=8, dropout=0.0).double()
         t = FutureRanking(horizons=3, margin=2.0, fit_weight=0.0)(make_batch(vs.tolist(), (10,), [5], 2), model)
-        assert "future_fit" not in t
-        t["future_rank"].backward()
+        assert "fit" not in t
+        t["rank"].backward()
         return torch.cat([p.grad.flatten() for p in model.parameters()])
 
     first = grads(vectors)
@@ -188,19 +188,19 @@ def test_variance_guard_hand_computed():
     # targets (1,0), (0,1): per-dim std 0.5. Spread predictions (0.8,0.6), (0.6,0.8): per-dim std 0.1
     model = Fixed([[0.8, 0.6], [0.6, 0.8]])
     t = VarianceGuard(floor=0.5)(b, model)
-    assert t["variance"].item() == pytest.approx((0.25 - 0.1) / 0.5, rel=1e-9)
+    assert t["variance_guard"].item() == pytest.approx((0.25 - 0.1) / 0.5, rel=1e-9)
     assert t["stat/var_ratio"].item() == pytest.approx(0.02 / 0.5, rel=1e-9)
     assert not t["stat/var_ratio"].requires_grad
-    t["variance"].backward()
+    t["variance_guard"].backward()
     # dL/dstd_d = -1/(D * 0.5) = -1; dstd_0/dp_00 = (0.8 - 0.7) / (B * 0.1) = 0.5  ->  -0.5: spread wins
     assert model.preds.grad[0, 0].item() == pytest.approx(-0.5, rel=1e-6)
     b = make_batch([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]], (1, 2), [0, 2], 0)  # a batch caches its prediction
     collapsed = VarianceGuard(floor=0.5)(b, Fixed([[0.6, 0.8], [0.6, 0.8]]))
-    assert collapsed["variance"].item() == pytest.approx(0.5, rel=1e-4)
+    assert collapsed["variance_guard"].item() == pytest.approx(0.5, rel=1e-4)
     assert collapsed["stat/var_ratio"].item() == 0.0
     b = make_batch([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]], (1, 2), [0, 2], 0)
     same = VarianceGuard(floor=0.5)(b, Fixed([[1.0, 0.0], [0.0, 1.0]]))
-    assert same["variance"].item() == 0.0 and same["stat/var_ratio"].item() == pytest.approx(1.0)
+    assert same["variance_guard"].item() == 0.0 and same["stat/var_ratio"].item() == pytest.approx(1.0)
 
 
 # ---- energy score and the sampling head ----------------------------------------------------------------------------
@@ -210,10 +210,10 @@ def test_energy_score_hand_computed_value_and_repulsive_gradient():
     model = FixedSamples([[[1.0, 0.0], [0.0, 1.0]]])
     t = EnergyScore(samples=2, beta=1.0)(b, model)
     attract = (math.sqrt(0.8) + math.sqrt(0.4)) / 2
-    assert t["stat/energy_attract"].item() == approx(attract)
-    assert t["stat/energy_repel"].item() == approx(math.sqrt(2))
-    assert t["energy"].item() == approx(2 * attract - math.sqrt(2))
-    t["energy"].backward()
+    assert t["stat/attract"].item() == approx(attract)
+    assert t["stat/repel"].item() == approx(math.sqrt(2))
+    assert t["energy_score"].item() == approx(2 * attract - math.sqrt(2))
+    t["energy_score"].backward()
     # d/dx1 = (x1 - y)/|x1 - y| - (x1 - x2)/|x1 - x2|: the second part is the repulsion
     want = [0.4 / math.sqrt(0.8) - 1 / math.sqrt(2), -0.8 / math.sqrt(0.8) + 1 / math.sqrt(2)]
     assert model.samples.grad[0, 0].tolist() == pytest.approx(want, rel=1e-6)
@@ -245,7 +245,7 @@ def test_noisy_head_samples_and_trains_base_and_noise_net():
     vectors = torch.nn.functional.normalize(torch.randn(6, 4), dim=1).tolist()
     b = make_batch(vectors, (6,), [3, 4], 3)
     b.contexts, b.targets = b.contexts.float(), b.targets.float()
-    EnergyScore(samples=4)(b, model)["energy"].backward()
+    EnergyScore(samples=4)(b, model)["energy_score"].backward()
     assert model.base.net[0].weight.grad.abs().sum() > 0
     assert model.noise_net[0].weight.grad.abs().sum() > 0
     with pytest.raises(InputError, match="base_layers"):
