@@ -2,7 +2,8 @@
 
 A strategy is ``factory(**params)`` -> ``strategy(batch, model) -> {term name: scalar tensor}``.
 The prediction comes from ``batch.prediction(model)``, so every term of a plan shares one
-forward pass. The plan weights each term (and may schedule the weight).
+forward pass. The plan weights each term (and may schedule the weight). Terms named ``stat/...``
+are detached numbers the trainer logs but never adds to the loss.
 
 The directional margin compares with the LAST context frame, c_last = contexts[:, -1]. The
 original guarded against contexts[:, -2] by mistake (lnsp-reference.md section 5.3), which
@@ -83,7 +84,9 @@ def _hard_negative_scores(batch: Batch, query: torch.Tensor, k: int) -> torch.Te
 def infonce(temperature: float = 0.07, hard_negatives: int = 0, context_negatives: bool = False,
             symmetric: bool = False) -> Strategy:
     """Cross-entropy of the true target against in-batch negatives (other samples' targets),
-    optionally plus same-article hard negatives and the sample's own context frames."""
+    optionally plus same-article hard negatives and the sample's own context frames.
+
+    Logs stat/infonce_top1: the fraction of samples whose target outscores every negative."""
     if not temperature > 0:
         raise InputError("[[loss]] infonce", f"expected > 0, got {temperature!r}", "temperature")
     if hard_negatives < 0:
@@ -102,7 +105,9 @@ def infonce(temperature: float = 0.07, hard_negatives: int = 0, context_negative
         loss = F.cross_entropy(logits, labels)
         if symmetric:  # target -> prediction direction, over the in-batch predictions
             loss = 0.5 * (loss + F.cross_entropy(keys @ query.T / temperature, labels))
-        return {"infonce": loss}
+        with torch.no_grad():
+            top1 = (logits.argmax(dim=1) == labels).float().mean()
+        return {"infonce": loss, "stat/infonce_top1": top1}
 
     return strategy
 
@@ -116,6 +121,7 @@ def directional_margin(margin: float = 0.05, form: str = "hinge", gamma: float =
     gap = cos(pred, target) - cos(pred, c); the term is hinge: relu(margin - gap), or softplus:
     softplus(gamma * (margin - gap)) / gamma. `frames`: "last" uses c = c_last; "all" averages
     the term over every context frame; "nearest" uses the frame most similar to the prediction.
+    Logs stat/dir_gap, the mean gap (with frames = "last", the margin every report shows).
     """
     if form not in ("hinge", "softplus"):
         raise InputError("[[loss]] directional_margin", f"expected 'hinge' or 'softplus', got {form!r}", "form")
@@ -136,7 +142,7 @@ def directional_margin(margin: float = 0.05, form: str = "hinge", gamma: float =
                 gap = to_target[:, None] - to_frames
             else:
                 gap = to_target - to_frames.max(dim=1).values
-        return {"directional_margin": penalty(margin - gap).mean()}
+        return {"directional_margin": penalty(margin - gap).mean(), "stat/dir_gap": gap.detach().mean()}
 
     return strategy
 

@@ -64,8 +64,9 @@ def test_infonce_in_batch_by_hand(host):
     batch = _batch([[E1], [E1]], [E1, [0.6, 0.8]])
     # logits (T = 1): row 0 [1, 0.6] -> label 0; row 1 [0, 0.8] -> label 1
     expected = (math.log(1 + math.exp(-0.4)) + math.log(1 + math.exp(-0.8))) / 2
-    got = _loss(host, "infonce", temperature=1.0)(batch, model)["infonce"].item()
-    assert got == pytest.approx(expected, abs=1e-6)
+    terms = _loss(host, "infonce", temperature=1.0)(batch, model)
+    assert terms["infonce"].item() == pytest.approx(expected, abs=1e-6)
+    assert terms["stat/infonce_top1"].item() == 1.0  # both positives have the top logit
     # temperature 0.5 doubles every logit
     expected_t = (math.log(1 + math.exp(-0.8)) + math.log(1 + math.exp(-1.6))) / 2
     assert _loss(host, "infonce", temperature=0.5)(batch, model)["infonce"].item() == pytest.approx(expected_t, abs=1e-6)
@@ -87,8 +88,9 @@ def test_infonce_context_negatives_by_hand(host):
     # logits: positive 0.6; context frames 0.0 and 0.8 (T = 1)
     logits = [0.6, 0.0, 0.8]
     expected = -0.6 + math.log(sum(math.exp(v) for v in logits))
-    got = _loss(host, "infonce", temperature=1.0, context_negatives=True)(batch, model)["infonce"].item()
-    assert got == pytest.approx(expected, abs=1e-6)
+    terms = _loss(host, "infonce", temperature=1.0, context_negatives=True)(batch, model)
+    assert terms["infonce"].item() == pytest.approx(expected, abs=1e-6)
+    assert terms["stat/infonce_top1"].item() == 0.0  # the last context frame outscores the target
 
 
 def test_hard_negative_offsets_lie_outside_the_window():
@@ -149,6 +151,9 @@ DIR_CTX, DIR_TGT = [[E1, [0.8, 0.6]]], [[0.6, 0.8]]
 def test_directional_margin_by_hand(host, params, expected):
     got = _loss(host, "directional_margin", **params)(_batch(DIR_CTX, DIR_TGT), Fixed([E1]))
     assert got["directional_margin"].item() == pytest.approx(expected, abs=1e-6)
+    frames = params.get("frames", "last")
+    gap = {"last": -0.2, "all": (-0.4 - 0.2) / 2, "nearest": -0.4}[frames]
+    assert got["stat/dir_gap"].item() == pytest.approx(gap, abs=1e-6)
 
 
 def test_directional_margin_uses_the_last_frame_not_the_one_before():
@@ -181,7 +186,9 @@ def test_gradients_reach_every_model_parameter(host, name, params):
                   gather=lambda r: vectors[r],
                   row_article=lambda r: torch.where((r >= 0) & (r < 12), art[r.clamp(0, 11)], -1))
     terms = _loss(host, name, **params)(batch, model)
-    assert list(terms) == [name] and terms[name].dim() == 0 and torch.isfinite(terms[name])
+    assert [k for k in terms if not k.startswith("stat/")] == [name]
+    assert terms[name].dim() == 0 and torch.isfinite(terms[name])
+    assert all(not v.requires_grad for k, v in terms.items() if k.startswith("stat/"))
     terms[name].backward()
     grads = [p.grad for p in model.parameters()]
     assert all(g is not None for g in grads) and sum(float(g.abs().sum()) for g in grads) > 0
