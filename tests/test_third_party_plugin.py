@@ -7,6 +7,7 @@ a hand-written `*.dist-info` directory on sys.path (fast, always run), and a rea
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -80,8 +81,10 @@ def test_a_broken_entry_point_is_reported_by_name(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_pip_installed_example_is_discovered(tmp_path, monkeypatch):
     target = tmp_path / "target"
+    source = tmp_path / "source"  # pip builds in place: keep build/ and *.egg-info out of the repository
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--no-index", "--target", str(target), str(EXAMPLE)], check=True, capture_output=True,
+                    "--no-index", "--target", str(target), str(source)], check=True, capture_output=True,
                    cwd=tmp_path)
     monkeypatch.delenv("LVM_WORKBENCH_LOAD_PLUGINS", raising=False)
     monkeypatch.syspath_prepend(str(target))
