@@ -52,6 +52,9 @@ SEQUENCE_KEYS: dict[str, tuple[str, ...]] = {
 REQUIRED_ARTICLE_ROLES = ("vectors", "article_ids")
 REQUIRED_SEQUENCE_ROLES = ("contexts", "targets")
 METADATA_KEY = "metadata"
+ZIP_MAGIC = b"PK\x03\x04"
+EMPTY_ZIP_MAGIC = b"PK\x05\x06"
+NPY_MAGIC = b"\x93NUMPY"
 
 
 @dataclass
@@ -112,6 +115,12 @@ def open_npz(path: str | Path) -> Iterator[Any]:
         raise InputError(src, "is a directory; expected an .npz file")
     if p.stat().st_size == 0:
         raise InputError(src, "is empty (0 bytes); expected an .npz archive")
+    with p.open("rb") as fh:
+        head = fh.read(8)
+    if not head.startswith((ZIP_MAGIC, EMPTY_ZIP_MAGIC, NPY_MAGIC)):
+        if head.startswith(b"\x80"):  # pickle protocol 2 and later
+            raise InputError(src, "is a pickle file, not an .npz archive; refusing to unpickle it")
+        raise InputError(src, f"not an .npz archive (a zip of .npy arrays): the file starts with {head!r}")
     try:
         archive = np.load(p, allow_pickle=False)
     except ValueError as exc:
