@@ -165,8 +165,8 @@ def draw_samples(name: str, store: ArticleStore, target_rows: np.ndarray, *, sam
 def _legacy_samples(name: str, store: ArticleStore, rows: np.ndarray, *, samples: int, horizon: int,
                     context_len: int) -> SplitSamples:
     """The original's selection: the first N windows in file order, per gate, each with its own
-    skip rule (A needs t-3..t+3, B an article of >= 6 chunks, D t+1..t+H); the union is predicted."""
-    rows = np.sort(rows)
+    skip rule (A needs t-3..t+3, B an article of >= 6 chunks, D t+1..t+H); the union is predicted.
+    `rows` keep the order given (file order for a sequence NPZ)."""
     lengths = store.lengths[store.row_article[rows]]
     rules = {
         "A": _eligible(store, rows, -3, 3),

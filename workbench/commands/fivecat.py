@@ -1,0 +1,156 @@
+"""`lvm-workbench 5cat`: the 5CAT gate battery on a checkpoint, an original `.pt`, or a baseline.
+
+Exit 0 when every gate passes, 3 when any fails, 2 on bad input. Definitions and the
+differences of --legacy from the original tool: docs/5cat.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lvm_core.atomic import write_json, write_text
+from lvm_core.errors import InputError
+from lvm_core.evaluation import BASELINES, resolve_gates, run_battery, torch_predictor
+from lvm_core.gate_report import console_table, markdown
+from lvm_core.store import ArticleStore
+from lvm_core.windows import Split, make_windows
+
+from .. import exit_codes
+from ..plugin_host import load_plugins
+
+NAME = "5cat"
+HELP = "run the 5CAT gate battery (A-E) on a model, beside copy-last, context-mean and the oracle"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, metavar="CKPT",
+                        help="a .safetensors checkpoint, an original .pt checkpoint, or a baseline: "
+                             + ", ".join(BASELINES))
+    parser.add_argument("--val", required=True, metavar="STORE_OR_NPZ", help="VAL: a store directory or a sequence NPZ")
+    parser.add_argument("--ood", metavar="STORE_OR_NPZ", help="OOD: a store directory or a sequence NPZ (gate E needs it)")
+    parser.add_argument("--articles", metavar="ARTICLES", help="article store or article NPZ for sequence NPZ inputs")
+    parser.add_argument("--split-file", metavar="F", help="split JSON: evaluate only one part of the VAL store")
+    parser.add_argument("--val-part", default="val", help="part of --split-file to use (default val)")
+    parser.add_argument("--samples", type=int, default=5000, help="samples per split (default 5000)")
+    parser.add_argument("--horizon", type=int, default=5, help="rollout steps of gate D (default 5)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sampling and ablations (default 0)")
+    parser.add_argument("--legacy", action="store_true", help="the original tool's definitions (see docs/5cat.md)")
+    parser.add_argument("--threshold", action="append", default=[], metavar="GATE.KEY=VALUE",
+                        help="override a threshold, e.g. A.val.margin=0.1 (repeatable)")
+    parser.add_argument("--json", metavar="OUT", help="write gates.json (schema-versioned) here")
+    parser.add_argument("--report", metavar="OUT.md", help="write a Markdown report here")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto (default cpu)")
+    parser.add_argument("--batch-size", type=int, default=2048, help="rows per forward pass (default 2048)")
+
+
+def _thresholds(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for raw in pairs:
+        key, eq, value = raw.partition("=")
+        if not eq or "." not in key:
+            raise InputError("--threshold", f"expected GATE.KEY=VALUE, got {raw!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _is_store(path: Path) -> bool:
+    return path.is_dir()
+
+
+def _articles(args: argparse.Namespace, tmp: Path) -> ArticleStore:
+    if not args.articles:
+        raise InputError("--articles", "sequence NPZ inputs need --articles (a store directory or an article NPZ)")
+    path = Path(args.articles)
+    if _is_store(path):
+        return ArticleStore.open(path)
+    from lvm_core.legacy_npz import import_articles_npz
+
+    return import_articles_npz(path, tmp / "articles.lvmstore")
+
+
+def _split_input(flag: str, value: str, args: argparse.Namespace, tmp: Path, cache: dict[str, ArticleStore],
+                 part: str | None, context_len: int) -> tuple[ArticleStore, np.ndarray]:
+    path = Path(value)
+    if not path.exists():
+        raise InputError(value, f"no such file or directory ({flag} expects a store directory or a sequence NPZ)")
+    if _is_store(path):
+        store = ArticleStore.open(path)
+        positions = None
+        if part is not None:
+            positions = Split.load(args.split_file).positions(store, part)
+        return store, make_windows(store, positions, context_len=context_len).target_rows
+    from lvm_core.legacy_npz import load_sequences_npz, windows_for_sequences
+
+    if "articles" not in cache:
+        cache["articles"] = _articles(args, tmp)
+    store = cache["articles"]
+    seqs = load_sequences_npz(path, store=store)
+    mapping = windows_for_sequences(store, seqs)
+    rows = mapping.windows().target_rows
+    if len(rows) == 0:
+        raise InputError(value, f"no sequence matches the article store ({mapping.n_missing} not found, "
+                         f"{mapping.n_target_differs} targets differ, {mapping.n_context_differs} contexts differ)")
+    if len(rows) < seqs.n:
+        print(f"note: {value}: {seqs.n - len(rows)} of {seqs.n} sequences do not match the store and are skipped "
+              "(windows that cross articles, or vectors that differ)", file=sys.stderr)
+    return store, rows
+
+
+def _predictor(args: argparse.Namespace, host: Any) -> tuple[Any, dict[str, Any], int]:
+    """(predictor, description, context_len) for --model."""
+    if args.model in BASELINES:
+        return args.model, {"model": f"baseline {args.model}"}, 5
+    path = Path(args.model)
+    from lvm_core.device import select_device
+
+    device, _why = select_device(args.device, source="--device")
+    if path.suffix == ".pt" and path.is_file() and not path.name.endswith(".state.pt"):
+        from lvm_core.legacy_checkpoint import legacy_model
+
+        model, meta = legacy_model(path)
+    else:
+        from lvm_core.checkpoint import load_model
+
+        model = load_model(path, lambda arch: host.get("model", arch, source=str(path)).obj, device=device)
+        meta = model.checkpoint_meta  # type: ignore[attr-defined]
+    about = {"model": str(path), "architecture": f"{meta['arch']} {json.dumps(meta['arch_params'], sort_keys=True)}"}
+    return torch_predictor(model, device, args.batch_size), about, int(meta["context_len"])
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.samples < 1 or args.horizon < 1:
+        raise InputError("--samples/--horizon", "expected positive integers")
+    if args.split_file and not Path(args.split_file).is_file():
+        raise InputError(args.split_file, "no such split file")
+    host = load_plugins()
+    gates = resolve_gates(lambda n: host.get("gate", n, source="5cat"), thresholds=_thresholds(args.threshold),
+                          source="--threshold")
+    predictor, about, context_len = _predictor(args, host)
+    with tempfile.TemporaryDirectory(prefix="lvm-5cat-") as tmpdir:
+        cache: dict[str, ArticleStore] = {}
+        splits = {"val": _split_input("--val", args.val, args, Path(tmpdir), cache,
+                                      args.val_part if args.split_file else None, context_len)}
+        if args.ood:
+            splits["ood"] = _split_input("--ood", args.ood, args, Path(tmpdir), cache, None, context_len)
+        result = run_battery(predictor, splits, gates, samples=args.samples, horizon=args.horizon,
+                             context_len=context_len, seed=args.seed, legacy=args.legacy)
+    print(console_table(result, color=sys.stdout.isatty()))
+    if not args.ood:
+        print("note: no --ood split, so gate E cannot run and the battery cannot pass", file=sys.stderr)
+    if args.json:
+        doc = result.to_json()
+        doc["model"] = about
+        write_json(args.json, doc)
+    if args.report:
+        write_text(args.report, markdown(result, about=about))
+    return exit_codes.OK if result.passed else exit_codes.GATE_FAILED
