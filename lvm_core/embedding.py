@@ -107,7 +107,8 @@ class EmbeddingCache:
             write_json(meta_path, meta)
         self._index: dict[str, tuple[int, int]] = {}
         self._shards: dict[int, np.ndarray] = {}
-        self._next = 1
+        numbers = [int(p.name.split("-")[1].split(".")[0]) for p in self.dir.glob("shard-*.npy")]
+        self._next = max(numbers, default=0) + 1  # never reuse a number, even an orphan's
         for keys_path in sorted(self.dir.glob("shard-*.keys.npy")):
             shard = int(keys_path.name.split("-")[1].split(".")[0])
             vec_path = self.dir / f"shard-{shard:06d}.npy"
@@ -121,7 +122,6 @@ class EmbeddingCache:
             self._shards[shard] = vecs
             for row, k in enumerate(keys):
                 self._index.setdefault(k.decode("ascii"), (shard, row))
-            self._next = max(self._next, shard + 1)
 
     def __len__(self) -> int:
         return len(self._index)

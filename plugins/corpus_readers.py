@@ -110,7 +110,10 @@ def read_debian_doc(source: str, cache_dir: str = "", html_root: str = "", inclu
     package = _run(["dpkg-deb", "-f", str(deb), "Package"], None, "dpkg-deb -f", str(deb)).strip()
     version = _run(["dpkg-deb", "-f", str(deb), "Version"], None, "dpkg-deb -f", str(deb)).strip()
     unpacked = unpack_deb(deb, cache)
-    layout = DOC_LAYOUTS.get(package, DocLayout(f"usr/share/doc/{package}"))
+    layout = DOC_LAYOUTS.get(package)
+    if layout is None:  # an unknown package: its html/ folder if it has one, else its whole doc folder
+        doc = f"usr/share/doc/{package}"
+        layout = DocLayout(f"{doc}/html" if (unpacked / doc / "html").is_dir() else doc)
     if html_root:
         layout = DocLayout(html_root, layout.skip_dirs, layout.whole_body, layout.drop_classes)
     root = unpacked / layout.root

@@ -98,7 +98,8 @@ class _SentenceTransformerEmbedder:
         self.batch_size = batch_size
         with self._lock:
             self.model = SentenceTransformer(str(model_dir), device=device)
-        got = self.model.get_sentence_embedding_dimension()
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        got = get_dim()
         if got != self.dim:
             raise InputError(str(model_dir), f"expected a {self.dim}-D model, got {got}-D")
 
