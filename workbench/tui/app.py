@@ -25,6 +25,7 @@ from lvm_core.atomic import write_text
 from lvm_core.errors import InputError, InputErrors
 
 from ..plugin_host import PluginHost, load_plugins
+from .data_pane import DataPane
 from .dialogs import ConfirmScreen, HelpScreen, PathScreen
 from .feed import EventFeed, FeedReady
 from .planform import relative_store
@@ -118,6 +119,8 @@ class WorkbenchApp(App[int]):
                 yield SetupPane(self.host, id="setup-pane")
             with TabPane("Train", id="train"):
                 yield TrainPane(id="train-pane")
+            with TabPane("Data", id="data"):
+                yield DataPane(self.host, id="data-pane")
             with TabPane("Runs", id="runs"):
                 yield RunsPane(self.runs_dir, id="runs-pane")
             with TabPane("Plugins", id="plugins"):
@@ -158,11 +161,16 @@ class WorkbenchApp(App[int]):
         for tab in TABS:
             if self.query(f"TabPane#{tab}"):
                 yield SystemCommand(f"Go to {tab.title()}", f"Show the {tab.title()} screen", lambda t=tab: self.action_tab(t))
+        yield SystemCommand("Run diagnostics", "Diagnose the chosen dataset on the Data screen (d)", self._palette_diagnose)
         yield SystemCommand("Help", "What each screen does and every key (?)", self.action_help)
 
     def _palette_compare(self) -> None:
         self.action_tab("runs")
         self.runs_pane.action_compare()
+
+    def _palette_diagnose(self) -> None:
+        self.action_tab("data")
+        self.query_one(DataPane).action_diagnose()
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -398,6 +406,20 @@ class WorkbenchApp(App[int]):
     @on(SetupPane.StoreChosen)
     def _store_chosen(self, message: SetupPane.StoreChosen) -> None:
         self.sub_title = message.path.name
+        self.follow_setup(message.path)
+
+    def follow_setup(self, store: Path) -> None:
+        """The Data screen diagnoses the dataset, split and context length chosen on Setup."""
+        try:
+            data = self.setup_pane.plan_dict()["data"]
+        except (InputError, KeyError):
+            data = {}
+        self.query_one(DataPane).follow(store, data.get("split"), data.get("context_len"))
+
+    @on(TabbedContent.TabActivated)
+    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "data" and self.setup_pane.query_one("#store-path").value:
+            self.follow_setup(Path(self.setup_pane.query_one("#store-path").value))
 
 
 def run_app(plan_path: Path | None = None) -> int:

@@ -1,0 +1,313 @@
+"""Pilot tests of the workbench screen: each screen's main path, asserting on widget state and
+on the messages the app handled."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from textual.widgets import Checkbox, DataTable, Input, RichLog, Select, SelectionList, Static, TabbedContent
+from textual_plot import PlotWidget
+
+from workbench.hookspecs import hookimpl
+from workbench.plugin_host import load_plugins
+from workbench.tui.app import WorkbenchApp
+from workbench.tui.data_pane import DiagnosticDone
+from workbench.tui.dialogs import ConfirmScreen, HelpScreen
+from workbench.tui.feed import FeedReady
+from workbench.tui.train_pane import TrainPane
+
+from ._tui_helpers import ScriptedTrainer, write_run
+from .conftest import make_tiny_store
+
+SIZE = (120, 40)
+
+
+@pytest.fixture(autouse=True)
+def _state_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("LVM_WORKBENCH_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def host():
+    return load_plugins()
+
+
+async def _settle(pilot, app, rounds: int = 3) -> None:
+    for _ in range(rounds):
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+
+
+async def test_plugins_screen_lists_items_and_shows_a_failing_plugin():
+    class Broken:
+        @hookimpl
+        def register_losses(self, register):
+            raise RuntimeError("cannot import my_cuda_kernel")
+
+    host = load_plugins(extra_plugins=[("broken_losses", Broken())])
+    app = WorkbenchApp(host=host)
+    async with app.run_test(size=SIZE) as pilot:
+        app.action_tab("plugins")
+        await pilot.pause()
+        problems = str(app.query_one("#plugin-problems", Static).render())
+        assert "plugin broken_losses failed at register_losses: RuntimeError: cannot import my_cuda_kernel" in problems
+        assert app.query_one("#plugin-problems").has_class("error")
+        table = app.query_one("#plugin-table", DataTable)
+        names = [table.get_row_at(i)[1] for i in range(table.row_count)]
+        assert "mse" in names and "transformer" in names and "A" in names
+        table.focus()
+        row = names.index("mlp")
+        table.move_cursor(row=row)
+        await pilot.pause()
+        detail = str(app.query_one("#plugin-detail", Static).render())
+        assert "model mlp" in detail and "hidden_dim: int = 1024" in detail
+        # the app keeps working: the other tabs still answer
+        app.action_tab("setup")
+        await pilot.pause()
+        assert app.query_one("#tabs", TabbedContent).active == "setup"
+
+
+async def test_setup_from_scratch_builds_the_plan_with_a_live_parameter_count(tmp_path, host):
+    store = make_tiny_store(tmp_path / "tiny", lengths=(12, 10, 11, 9, 12, 10), dim=16)
+    app = WorkbenchApp(host=host)
+    async with app.run_test(size=SIZE) as pilot:
+        setup = app.setup_pane
+        path_input = setup.query_one("#store-path", Input)
+        path_input.value = str(store.path)
+        await path_input.action_submit()
+        await pilot.pause()
+        assert "16" in str(setup.query_one("#store-manifest", Static).render())
+        assert setup.dim == 16
+        setup.query_one("#model-select", Select).value = "mlp"
+        await _settle(pilot, app)
+        hidden = setup.query_one("#model-p-hidden_dim", Input)
+        hidden.value = "8"
+        await _settle(pilot, app)
+        # mlp on (5 x 16) -> 8 -> 16: a hand count of its linear layers
+        assert setup.param_count == (5 * 16 * 8 + 8) + (8 * 16 + 16)
+        assert f"{setup.param_count:,}" in str(setup.query_one("#param-count", Static).render())
+        setup.query_one("#loss-on-directional_margin", Checkbox).value = True
+        setup.query_one("#loss-w-directional_margin", Input).value = "0.5"
+        setup.query_one("#loss-sched-directional_margin", Input).value = '{ kind = "step", epoch = 2, before = 0.0, after = 0.5 }'
+        setup.query_one("#train-epochs", Input).value = "2"
+        await pilot.pause()
+        plan = setup.plan_dict()
+        assert plan["data"]["store"] == str(store.path)
+        assert plan["data"]["split"] == {"fractions": {"train": 0.8, "val": 0.2}, "seed": 0}
+        assert plan["model"] == {"arch": "mlp", "params": {"hidden_dim": 8}}
+        assert {"name": "directional_margin", "weight": 0.5,
+                "schedule": {"kind": "step", "epoch": 2, "before": 0.0, "after": 0.5}} in plan["loss"]
+        assert plan["train"]["epochs"] == 2
+        # a bad field is reported by name, with every other problem
+        hidden.value = "many"
+        setup.query_one("#train-lr", Input).value = "fast"
+        await pilot.pause()
+        app.action_train()
+        await pilot.pause()
+        msg = str(setup.query_one("#setup-message", Static).render())
+        assert "model.params.hidden_dim: expected int, got 'many'" in msg and "train.lr: expected float" in msg
+        assert app.train_worker is None
+
+
+async def test_train_screen_follows_events_and_stop_ends_the_run(tmp_path, host):
+    trainer = ScriptedTrainer(wait_for_stop=True)
+    seen = []
+    app = WorkbenchApp(host=host, trainer=trainer, runs_dir=tmp_path / "runs")
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+        await pilot.press("ctrl+t")
+        assert trainer.started.wait(10)
+        await pilot.pause(0.3)
+        pane = app.query_one(TrainPane)
+        assert app.query_one("#tabs", TabbedContent).active == "train"
+        assert app.training and pane.status == "running" and pane.device.startswith("cpu")
+        assert pane.epochs_shown == 3
+        table = app.query_one("#epoch-table", DataTable)
+        assert [table.get_row_at(i)[4] for i in range(3)] == ["-0.100", "-0.050", "+0.000"]
+        assert table.get_row_at(0)[5] == "0.600"  # copy-last beside the model
+        losses, evals = pane.series()
+        assert losses["loss"][0] == [float(s) for s in range(1, 13)]
+        assert evals["val/margin"][0] == [0.0, 1.0, 2.0]
+        assert [a["code"] for a in pane.alerts] == ["collapse"]
+        await pilot.pause(0.3)
+        plot = app.query_one("#val-plot", PlotWidget)
+        assert len(plot._datasets) == 3  # copy-last, context-mean, model
+        assert any(isinstance(m, FeedReady) for m in seen)
+        assert trainer.calls[0]["run_dir"].parent == (tmp_path / "runs").resolve()
+        # quitting while training asks first; "no" keeps the run going
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.training
+        await pilot.press("x")
+        await _settle(pilot, app)
+        assert pane.status == "stopped" and not app.training
+        assert app.result == {"status": "stopped"}
+
+
+async def test_quit_during_a_run_stops_it_then_exits(tmp_path, host):
+    trainer = ScriptedTrainer(wait_for_stop=True)
+    app = WorkbenchApp(host=host, trainer=trainer, runs_dir=tmp_path / "runs")
+    async with app.run_test(size=SIZE) as pilot:
+        pane = app.train_pane
+        await pilot.press("ctrl+t")
+        assert trainer.started.wait(10)
+        await pilot.press("q")
+        await pilot.pause()
+        await pilot.press("y")
+        await _settle(pilot, app)
+        assert app.stop_event.is_set()
+    assert app.return_value == 0
+    assert pane.status == "stopped"
+
+
+async def test_a_crashing_run_is_shown_and_the_app_keeps_working(tmp_path, host):
+    def crashing(*_args):
+        raise RuntimeError("CUDA out of memory")
+
+    app = WorkbenchApp(host=host, trainer=crashing, runs_dir=tmp_path / "runs")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+t")
+        await _settle(pilot, app)
+        pane = app.query_one(TrainPane)
+        assert pane.status == "failed"
+        log = "\n".join(str(line.text) for line in app.query_one("#alerts", RichLog).lines)
+        assert "RuntimeError: CUDA out of memory" in log
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+
+
+async def test_runs_screen_compares_two_runs_and_resumes_a_stopped_one(tmp_path, host):
+    runs = tmp_path / "runs"
+    base = {"name": "a", "model": {"arch": "mlp", "params": {"hidden_dim": 64}}, "loss": [{"name": "mse", "weight": 1.0}]}
+    write_run(runs / "a-1", status="completed", plan=base, margins=[-0.1, 0.05, 0.12],
+              gates={"score": 5, "passed": True})
+    other = {**base, "name": "b", "model": {"arch": "mlp", "params": {"hidden_dim": 128}}}
+    write_run(runs / "b-1", status="stopped", plan=other, margins=[-0.2, -0.05], checkpoint=True)
+    (runs / "broken-1").mkdir()
+    (runs / "broken-1" / "run.json").write_text("{")
+    trainer = ScriptedTrainer()
+    app = WorkbenchApp(host=host, runs_dir=runs, trainer=trainer)
+    async with app.run_test(size=SIZE) as pilot:
+        app.action_tab("runs")
+        await pilot.pause()
+        pane = app.runs_pane
+        table = app.query_one("#runs-table", DataTable)
+        rows = {table.get_row_at(i)[1]: table.get_row_at(i) for i in range(table.row_count)}
+        assert set(rows) == {"a-1", "b-1", "broken-1"}
+        assert rows["a-1"][3] == "margin +0.120" and rows["a-1"][4] == "5 pass"
+        assert "broken-1: run.json: not valid JSON" in str(app.query_one("#runs-message", Static).render())
+        table.focus()
+        for name in ("a-1", "b-1"):
+            table.move_cursor(row=[p.path.name for p in pane.runs].index(name))
+            await pilot.press("space")
+        await pilot.press("c")
+        await pilot.pause()
+        assert pane.diff == [("name", "a", "b"), ("model.params.hidden_dim", 64, 128)]
+        plot = app.query_one("#compare-plot", PlotWidget)
+        assert [list(d.y) for d in plot._datasets] == [[-0.1, 0.05, 0.12], [-0.2, -0.05]]
+        # resume: only a stopped run with a last checkpoint
+        table.move_cursor(row=[p.path.name for p in pane.runs].index("a-1"))
+        await pilot.press("r")
+        await pilot.pause()
+        assert "only a stopped run can be resumed" in str(app.query_one("#runs-message", Static).render())
+        table.move_cursor(row=[p.path.name for p in pane.runs].index("b-1"))
+        await pilot.press("r")
+        await _settle(pilot, app)
+        assert trainer.calls and trainer.calls[0]["resume"] == runs / "b-1"
+        assert trainer.calls[0]["plan"]["name"] == "b"
+        assert app.train_pane.status == "completed"
+
+
+async def test_attach_follows_a_run_another_process_is_writing(tmp_path, host):
+    from ._tui_helpers import scripted_events
+
+    run = tmp_path / "runs" / "headless-1"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"status": "running"}))
+    events = scripted_events(str(run))
+    metrics_kinds = {"StepLogged", "EpochEnded", "EvalDone"}
+
+    def append(evs):
+        for ev in evs:
+            name = "metrics.jsonl" if ev.kind in metrics_kinds else "events.jsonl"
+            with (run / name).open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(ev.to_json()) + "\n")
+
+    append(events[:8])
+    app = WorkbenchApp(host=host, runs_dir=tmp_path / "runs", poll_s=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        app.action_tab("runs")
+        await pilot.pause()
+        app.query_one("#runs-table", DataTable).focus()
+        await pilot.press("a")
+        await pilot.pause(0.2)
+        pane = app.train_pane
+        assert pane.status == "running" and pane.total_steps == 12
+        assert pane.step == 5  # RunStarted, 4 steps of epoch 0, EpochEnded, EvalDone, 1 step of epoch 1
+        append(events[8:])
+        await pilot.pause(0.3)
+        assert pane.status == "completed" and pane.epochs_shown == 3
+        assert app._attach_timer is None  # detached when the run ended
+
+
+async def test_data_screen_runs_the_diagnostics_of_the_chosen_store(tmp_path, host):
+    store = make_tiny_store(tmp_path / "tiny", lengths=(12, 10, 11, 9, 12, 10, 14, 8, 12, 10), dim=16)
+    seen = []
+    app = WorkbenchApp(host=host)
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+        path_input = app.setup_pane.query_one("#store-path", Input)
+        path_input.value = str(store.path)
+        await path_input.action_submit()
+        await pilot.pause()
+        app.action_tab("data")
+        await pilot.pause()
+        sel = app.query_one("#diag-select", SelectionList)
+        sel.deselect("baselines")
+        sel.deselect("split_hygiene")
+        await pilot.pause()
+        app.query_one("#diag-select").focus()
+        await pilot.press("d")
+        await _settle(pilot, app)
+        await pilot.pause(0.2)
+        done = [m.name for m in seen if isinstance(m, DiagnosticDone) and m.name]
+        assert set(done) == {"direction_profile", "pair_order_probe"}
+        pane = app.query_one("#data-pane")
+        prof = pane.results["direction_profile"]["offset_profile"]
+        plot = app.query_one("#data-plot", PlotWidget)
+        assert list(plot._datasets[0].x) == prof["offsets"]
+        status = str(app.query_one("#data-status", Static).render())
+        assert "order probe accuracy" in status and "vs chance 0.50" in status
+
+
+async def test_command_palette_offers_the_main_actions(host):
+    app = WorkbenchApp(host=host)
+    async with app.run_test(size=SIZE) as pilot:
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for t in ("Train", "Stop training", "Load plan", "Save plan", "Compare runs", "Run diagnostics", "Go to Runs", "Help"):
+            assert t in titles
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Go to Plugins")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        assert app.query_one("#tabs", TabbedContent).active == "plugins"
+
+
+async def test_sane_at_80x24(host):
+    app = WorkbenchApp(host=host)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for tab in ("setup", "train", "data", "runs", "plugins"):
+            app.action_tab(tab)
+            await pilot.pause()
+            assert app.query_one("#tabs", TabbedContent).active == tab
+        app.action_tab("train")
+        await pilot.pause()
+        plot = app.query_one("#loss-plot", PlotWidget)
+        assert plot.size.height >= 3 and plot.size.width >= 20
