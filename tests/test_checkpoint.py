@@ -201,3 +201,37 @@ def test_unknown_architecture_names_the_known_ones(tmp_path, saved, host):
     save_checkpoint(tmp_path / "x", model, {"arch": "copy_lats", "arch_params": {}, "input_dim": 4, "context_len": 3})
     with pytest.raises(InputError, match="did you mean 'copy_last'"):
         load_model(tmp_path / "x", _lookup(host))
+
+
+
+# ---- ridge on a store: fit, save, reload -------------------------------------------------
+
+def _ridge_round_trip(store_path, tmp_path, host, n_articles=40):
+    """Ridge fitted on a store's windows: its penalised train error is at most copy-last's (a
+    linear map it could have chosen: identity on the last frame, ||W||^2 = D), and it rebuilds
+    from its checkpoint with identical predictions."""
+    from lvm_core.store import ArticleStore
+    from lvm_core.windows import make_windows
+
+    store = ArticleStore.open(store_path)
+    windows = make_windows(store, np.arange(min(n_articles, store.n_articles)), context_len=5)
+    ctx, tgt = windows.batch()
+    assert len(ctx) > 0
+    ridge = host.get("model", "ridge").obj(store.dim, 5, alpha=1.0)
+    ridge.fit_on(ctx, tgt)
+    raw = ridge.raw(torch.from_numpy(ctx)).double().numpy()
+    objective = float(((raw - tgt) ** 2).sum()) + float((ridge.linear.weight.double() ** 2).sum())
+    copy_sse = float(((ctx[:, -1].astype(np.float64) - tgt) ** 2).sum())
+    assert objective <= copy_sse + store.dim + 1e-3
+    meta = {"arch": "ridge", "arch_params": {"alpha": 1.0}, "input_dim": store.dim, "context_len": 5,
+            "data": store.fingerprint(), "embedder": store.manifest.embedder.get("name")}
+    path = save_checkpoint(tmp_path / "ridge", ridge, meta)
+    loaded = load_model(path, _lookup(host))
+    x = torch.from_numpy(ctx[:64])
+    assert torch.equal(loaded(x), ridge(x))
+    assert read_checkpoint_meta(path)["data"]["n_chunks"] == store.n_chunks
+
+
+def test_ridge_on_a_tiny_store_fits_saves_and_reloads(tmp_path, host):
+    from tests.conftest import make_tiny_store
+    _ridge_round_trip(make_tiny_store(tmp_path / "tiny.lvmstore").path, tmp_path, host)

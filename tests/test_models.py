@@ -168,3 +168,22 @@ def test_registered_model_plugins_build_from_declared_defaults():
         assert model(torch.randn(2, 5, 10)).shape == (2, 10)
     assert host.get("model", "transformer").param_defaults() == {
         "d_model": 512, "num_layers": 4, "nhead": 8, "dim_feedforward": 2048, "dropout": 0.1}
+
+
+def _ridge_objective(model: Ridge, ctx: np.ndarray, tgt: np.ndarray) -> tuple[float, float]:
+    raw = model.raw(torch.tensor(ctx, dtype=torch.float32)).double().numpy()
+    sse = float(((raw - tgt) ** 2).sum())
+    return sse, sse + model.alpha * float((model.linear.weight.double() ** 2).sum())
+
+
+def test_ridge_objective_is_no_worse_than_copy_last():
+    """Copy-last is one linear map (identity on the last frame, zero bias, ||W||^2 = D), so the
+    ridge optimum's penalised error is at most copy-last's: SSE_copy + alpha * D."""
+    rng = np.random.default_rng(3)
+    walk = np.cumsum(rng.normal(size=(40, 6, 8)), axis=1)
+    ctx, tgt = walk[:, :5], walk[:, 5]
+    model = Ridge(8, 5, alpha=2.0)
+    model.fit_on(ctx, tgt)
+    _, objective = _ridge_objective(model, ctx, tgt)
+    copy_sse = float(((ctx[:, -1] - tgt) ** 2).sum())
+    assert objective <= copy_sse + 2.0 * 8 + 1e-6
