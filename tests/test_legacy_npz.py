@@ -186,3 +186,31 @@ def test_cli_export_part_of_a_split_and_import_sequences(imported, tmp_path, cap
     rc = main(["data", "export", str(store.path), "--out", str(tmp_path / "all.npz"), "--articles-npz"])
     assert rc == 0 and read_articles_npz(tmp_path / "all.npz").vectors.shape == (21, 12)
     assert ArticleStore.open(store.path).n_chunks == 21
+
+
+def test_bundled_demo_store_round_trips_through_the_original_formats(tmp_path, capsys):
+    """End to end on the real bundled data: validate, export as the original article NPZ and
+    VAL layout, import back, and find every exported sequence at its own store row."""
+    from .conftest import DEMO_STORE
+
+    if not (DEMO_STORE / "manifest.json").exists():
+        pytest.skip(f"bundled demo store not built yet: {DEMO_STORE}")
+    demo = ArticleStore.open(DEMO_STORE)
+    assert main(["data", "validate", str(DEMO_STORE)]) == 0
+    assert main(["data", "export", str(DEMO_STORE), "--out", str(tmp_path / "arts.npz"), "--articles-npz"]) == 0
+    assert main(["data", "import", str(tmp_path / "arts.npz"), "--out", str(tmp_path / "back")]) == 0
+    back = ArticleStore.open(tmp_path / "back")
+    rows = np.arange(demo.n_chunks)
+    np.testing.assert_allclose(back.gather(rows), l2_normalize(demo.gather(rows)), rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(back.offsets, demo.offsets)
+    assert back.texts == demo.texts
+
+    part = split_by_ranges(demo, {"val": [[int(demo.article_ids[0]), int(demo.article_ids[9])]]})
+    part.save(tmp_path / "split.json")
+    assert main(["data", "export", str(DEMO_STORE), "--out", str(tmp_path / "val.npz"),
+                 "--split-file", str(tmp_path / "split.json"), "--part", "val"]) == 0
+    seqs = read_sequences_npz(tmp_path / "val.npz")
+    m = windows_for_sequences(demo, seqs)
+    expect = make_windows(demo, part.positions(demo, "val"), context_len=5).target_rows
+    assert m.usable.all() and np.array_equal(m.windows().target_rows, expect)
+    capsys.readouterr()
