@@ -37,6 +37,13 @@ REQUIRED_META = ("arch", "arch_params", "input_dim", "context_len")
 _RESERVED = ("format", "lvm_checkpoint_version", "checkpoint_id")
 
 
+def _plain(obj: Any) -> Any:
+    """json.dumps fallback: numpy and torch scalars (and small arrays) become plain numbers."""
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"checkpoint metadata value of type {type(obj).__name__} is not JSON-ready")
+
+
 def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
     """(weights, state) paths for a checkpoint given with or without its suffix."""
     p = Path(path)
@@ -60,7 +67,7 @@ def save_checkpoint(path_without_suffix: str | Path, model: nn.Module, meta: Map
     if clash:
         raise ValueError(f"checkpoint metadata may not set reserved keys {clash}")
     ckpt_id = uuid.uuid4().hex
-    header = {k: json.dumps(v, allow_nan=True, sort_keys=True) for k, v in meta.items()}
+    header = {k: json.dumps(v, allow_nan=True, sort_keys=True, default=_plain) for k, v in meta.items()}
     header.update({"format": "pt", "lvm_checkpoint_version": str(FORMAT_VERSION), "checkpoint_id": ckpt_id})
     # clone: safetensors refuses tensors that share storage, and the file must not alias the model
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
@@ -138,7 +145,11 @@ def load_model(path: str | Path, lookup: Lookup, device: str | torch.device = "c
     params = meta["arch_params"]
     if not isinstance(params, dict):
         raise InputError(str(weights_path), f"expected an object, got {type(params).__name__}", "metadata 'arch_params'")
-    model = builder(int(meta["input_dim"]), int(meta["context_len"]), **params)
+    try:
+        model = builder(int(meta["input_dim"]), int(meta["context_len"]), **params)
+    except TypeError as exc:  # params this version of the architecture no longer takes
+        raise InputError(str(weights_path), f"cannot rebuild architecture {meta['arch']!r} with {params} ({exc})",
+                         "metadata 'arch_params'") from None
     weights = load_weights(weights_path)
     own = model.state_dict()
     missing = sorted(set(own) - set(weights))

@@ -196,6 +196,27 @@ def test_foreign_safetensors_and_wrong_shapes_are_input_errors(tmp_path, saved, 
         load_model(tmp_path / "mismatch", _lookup(host))
 
 
+def test_numpy_metric_values_are_stored_as_numbers(tmp_path, host):
+    model = host.get("model", "copy_last").obj(4, 3)
+    save_checkpoint(tmp_path / "x", model, {"arch": "copy_last", "arch_params": {}, "input_dim": 4, "context_len": 3,
+                                            "metrics": {"val/cos": np.float32(0.5), "val/n": np.int64(7)},
+                                            "step": torch.tensor(3)})
+    meta = read_checkpoint_meta(tmp_path / "x")
+    assert meta["metrics"] == {"val/cos": 0.5, "val/n": 7} and meta["step"] == 3
+    with pytest.raises(TypeError, match="object"):
+        save_checkpoint(tmp_path / "y", model, {"arch": "copy_last", "arch_params": {}, "input_dim": 4,
+                                                "context_len": 3, "bad": object()})
+    assert not (tmp_path / "y.safetensors").exists()
+
+
+def test_params_the_architecture_does_not_take_are_input_errors(tmp_path, host):
+    model = host.get("model", "copy_last").obj(4, 3)
+    save_checkpoint(tmp_path / "x", model, {"arch": "copy_last", "arch_params": {"width": 3}, "input_dim": 4,
+                                            "context_len": 3})
+    with pytest.raises(InputError, match="cannot rebuild architecture 'copy_last'"):
+        load_model(tmp_path / "x", _lookup(host))
+
+
 def test_unknown_architecture_names_the_known_ones(tmp_path, saved, host):
     model = host.get("model", "copy_last").obj(4, 3)
     save_checkpoint(tmp_path / "x", model, {"arch": "copy_lats", "arch_params": {}, "input_dim": 4, "context_len": 3})
