@@ -1,0 +1,486 @@
+"""The trainer: one loop that reads top to bottom (nanoGPT style), emitting events to sinks.
+
+    setup = workbench.session.prepare_run(plan, host)     # or build a TrainSetup by hand
+    result = train(setup, sinks=[print], stop_event=threading.Event())
+
+Per optimizer step: set the lr from the schedule, run `grad_accum` micro-batches (each gathered
+from the store with one indexing call on the device), clip, step. Nothing waits for the device
+except every `log_every` steps (StepLogged) and at epoch ends; a non-finite loss is remembered
+on the device and noticed at those points, and since checkpoints are only written after such a
+check, the last good checkpoint is never overwritten by a diverged model.
+
+Per epoch (every `eval.every` epochs and always at the last): validation on a fixed, seeded
+sample of each eval split (VAL, and OOD when given) with cos, margin and within-article
+R@1/R@5/MRR beside copy-last and the context mean on the very same samples (those baselines are
+computed once); the collapse alert; checkpoint selection on any logged metric; the gates seam;
+early stopping; `last` checkpoint. A stop request (stop_event, Ctrl-C) saves `last` and ends
+with status "stopped"; `--resume` continues from it to exactly the weights of an uninterrupted run.
+
+The trainer knows nothing of the UI or the plugins: the workbench adds the sinks it wants.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import baselines
+from .atomic import write_json
+from .batch import Batch
+from .checkpoint import save_checkpoint
+from .device import autocast_bf16, capture_rng_state, restore_rng_state
+from .events import Alert, CheckpointSaved, EpochEnded, EvalDone, Event, GatesDone, RunEnded, RunStarted, Sink, StepLogged
+from .metrics import prediction_metrics
+from .rundir import RunDir, RunDirSink, iso_time, write_report
+from .schedules import LrSchedule, WeightSchedule
+from .store import ArticleStore
+from .windows import Windows
+
+STAT_PREFIX = "stat/"  # loss terms logged but never added to the loss (plugins/strategies.py)
+EVAL_BASELINES = ("copy_last", "context_mean")
+RUNTIME_METRICS = ("loss", "lr")
+
+
+# ---- configuration ---------------------------------------------------------------------------
+
+@dataclass
+class TrainConfig:
+    """The [train] table of a plan. Epochs count from 1; steps are optimizer steps from 0."""
+
+    epochs: int = 6
+    batch_size: int = 64  # windows per micro-batch; one optimizer step sees batch_size * grad_accum
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+    lr_schedule: str = "cosine"  # cosine | constant | plateau (plateau watches select_metric)
+    warmup_steps: int = 50
+    min_lr: float = 0.0
+    plateau_factor: float = 0.5
+    plateau_patience: int = 2
+    grad_clip: float = 1.0  # 0 = off
+    grad_accum: int = 1
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+    bf16: bool = False  # bf16 autocast on CUDA
+    deterministic: bool = False
+    log_every: int = 20
+    select_metric: str = "val/margin"
+    select_mode: str = "max"
+    early_stop_metric: str = ""  # "" = off
+    early_stop_mode: str = "max"
+    early_stop_patience: int = 3
+    collapse_drop: float = 0.05  # alert when val/cos falls by more than this in one evaluation; 0 = off
+
+
+@dataclass
+class EvalConfig:
+    """The [eval] table of a plan."""
+
+    max_samples: int = 2000  # per split, seeded sample spread across articles
+    every: int = 1  # epochs between evaluations (the last epoch is always evaluated)
+    batch_size: int = 1024
+
+
+@dataclass
+class LossTerm:
+    """One [[loss]] entry: a strategy ``(batch, model) -> {term: tensor}`` and its weight."""
+
+    name: str
+    strategy: Callable[[Batch, nn.Module], dict[str, torch.Tensor]]
+    weight: float = 1.0
+    schedule: WeightSchedule = field(default_factory=WeightSchedule)
+
+    def weight_at(self, epoch: int) -> float:
+        return self.schedule.weight(epoch, base=self.weight)
+
+
+@dataclass
+class EvalSet:
+    """A named evaluation split ("val", "ood"): the fixed sample of its windows."""
+
+    name: str
+    windows: Windows
+
+
+@dataclass
+class GateOutcome:
+    """What the gate seam returns: the battery's score and verdict, its gates.json document,
+    and flat metrics ("gates/score", ...) that checkpoint selection may watch."""
+
+    score: int
+    passed: bool
+    results: dict[str, Any]
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+GateRunner = Callable[[nn.Module, int, int], GateOutcome]  # (model, epoch, step) -> outcome
+
+
+@dataclass
+class TrainSetup:
+    """Everything `train` needs, resolved: built by workbench.session.prepare_run (or a test)."""
+
+    name: str
+    run: RunDir
+    model: nn.Module
+    losses: list[LossTerm]
+    train_windows: Windows
+    eval_sets: list[EvalSet]
+    config: TrainConfig
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    device_reason: str = "cpu"
+    seed: int = 0
+    checkpoint_meta: dict[str, Any] = field(default_factory=dict)  # arch, arch_params, input_dim, context_len, ...
+    gates: GateRunner | None = None
+    gates_every: int = 0  # epochs between gate runs; 0 = only at the end
+    sinks: list[Sink] = field(default_factory=list)  # sinks the workbench adds (plugin event hooks)
+    resume_state: dict[str, Any] | None = None  # the .state.pt of the checkpoint to continue from
+    resident_bytes: int = 2 << 30  # stores up to this size (as float32) live on the device
+
+
+@dataclass
+class RunResult:
+    status: str  # completed | stopped | diverged | failed
+    step: int
+    epoch: int
+    best: dict[str, Any]
+    metrics: dict[str, float]  # the last evaluation
+    gates_passed: bool | None
+    run_dir: str
+    error: str | None = None
+
+
+def metric_names(splits: Iterable[str], loss_names: Iterable[str], gates: bool = False) -> set[str]:
+    """Names a run is sure to log, for checking select/early-stop metrics before anything runs.
+    (Strategies may log more terms; those are accepted at run time.)"""
+    per_split = ("cos", "margin", "cos_last", "R@1", "R@5", "MRR")
+    names = {"loss", "lr", *(f"loss/{n}" for n in loss_names)}
+    for s in splits:
+        names |= {f"{s}/{m}" for m in per_split}
+        names |= {f"{s}/{b}/{m}" for b in EVAL_BASELINES for m in per_split}
+    if gates:
+        names |= {"gates/score", "gates/passed"}
+    return names
+
+
+# ---- batches from the store ------------------------------------------------------------------
+
+class BatchSource:
+    """Gathers batches of one store on the device with tensor indexing, no per-sample Python.
+
+    Stores up to `resident_bytes` (as float32) are copied to the device once; larger ones stay
+    memory-mapped and each batch is gathered on the host with one numpy indexing call.
+    """
+
+    def __init__(self, store: ArticleStore, context_len: int, device: torch.device, resident_bytes: int) -> None:
+        self.store, self.L, self.device = store, context_len, device
+        n, d = store.vectors.shape
+        self.resident = n * d * 4 <= resident_bytes
+        self.vectors = (torch.from_numpy(np.array(store.vectors, dtype=np.float32)).to(device)
+                        if self.resident else None)
+        self.row_article_t = torch.from_numpy(np.asarray(store.row_article)).to(device)
+        self.offsets = torch.arange(-context_len, 0, device=device)
+
+    def gather(self, rows: torch.Tensor) -> torch.Tensor:
+        """Vectors at `rows` (any shape), float32 on the device."""
+        if self.vectors is not None:
+            return self.vectors[rows]
+        host = torch.from_numpy(self.store.gather(rows.cpu().numpy()))
+        return host.to(self.device, non_blocking=True)
+
+    def row_article(self, rows: torch.Tensor) -> torch.Tensor:
+        """Article position of each row, -1 outside the store."""
+        n = self.row_article_t.shape[0]
+        inside = (rows >= 0) & (rows < n)
+        return torch.where(inside, self.row_article_t[rows.clamp(0, n - 1)], torch.full_like(rows, -1))
+
+    def batch(self, target_rows: torch.Tensor, epoch: int, step: int) -> Batch:
+        ctx_rows = target_rows[:, None] + self.offsets[None, :]
+        return Batch(contexts=self.gather(ctx_rows), targets=self.gather(target_rows),
+                     article=self.row_article(target_rows), target_rows=target_rows, epoch=epoch, step=step,
+                     gather=self.gather, row_article=self.row_article)
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The shuffle of epoch `epoch`: a pure function of (seed, epoch), so a resumed run repeats it."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+# ---- validation ------------------------------------------------------------------------------
+
+@torch.no_grad()
+def predict(model: nn.Module, windows: Windows, device: torch.device, batch_size: int = 1024) -> np.ndarray:
+    """Model predictions (N, D) for every window, in eval mode, `batch_size` windows at a time."""
+    was_training = model.training
+    model.eval()
+    out = np.empty((len(windows), windows.store.dim), dtype=np.float32)
+    for start in range(0, len(windows), batch_size):
+        ctx, _ = windows.batch(slice(start, start + batch_size))
+        out[start:start + len(ctx)] = model(torch.from_numpy(ctx).to(device)).float().cpu().numpy()
+    model.train(was_training)
+    return out
+
+
+def split_metrics(name: str, windows: Windows, pred: np.ndarray, *, chance: bool = True) -> dict[str, float]:
+    """prediction_metrics of one predictor on one split, as flat '<name>/<metric>' keys."""
+    m = prediction_metrics(windows.store, pred, windows.target_rows, context_len=windows.context_len)
+    return {f"{name}/{k}": float(v) for k, v in m.items() if chance or not (k.startswith("chance_") or k == "candidates")}
+
+
+def baseline_metrics(eval_sets: Sequence[EvalSet]) -> dict[str, float]:
+    """copy-last and context-mean on each split's samples: computed once per run."""
+    out: dict[str, float] = {}
+    for es in eval_sets:
+        ctx, _ = es.windows.batch()
+        for b in EVAL_BASELINES:
+            out.update(split_metrics(f"{es.name}/{b}", es.windows, baselines.BASELINES[b](ctx), chance=False))
+    return out
+
+
+def evaluate(model: nn.Module, eval_sets: Sequence[EvalSet], device: torch.device, batch_size: int = 1024) -> dict[str, float]:
+    """The model's validation numbers on every eval split (without the baselines)."""
+    out: dict[str, float] = {}
+    for es in eval_sets:
+        out.update(split_metrics(es.name, es.windows, predict(model, es.windows, device, batch_size)))
+    return out
+
+
+def improved(value: float, best: float | None, mode: str) -> bool:
+    if value != value:  # NaN never improves
+        return False
+    return best is None or (value > best if mode == "max" else value < best)
+
+
+# ---- the loop --------------------------------------------------------------------------------
+
+class _Emitter:
+    """Sends each event to the run directory (errors propagate: a run that cannot record itself
+    must fail) and to every other sink (a raising sink becomes an Alert, training goes on)."""
+
+    def __init__(self, run_sink: Sink, sinks: Sequence[Sink]) -> None:
+        self.run_sink, self.sinks = run_sink, list(sinks)
+
+    def __call__(self, event: Event) -> None:
+        self.run_sink(event)
+        for sink in self.sinks:
+            try:
+                sink(event)
+            except Exception as exc:  # noqa: BLE001 - a sink's bug must not stop training
+                if isinstance(event, Alert) and event.code in ("plugin_error", "sink_error"):
+                    continue  # never loop on a failing alert
+                code = getattr(exc, "code", "sink_error")
+                self(Alert(getattr(event, "epoch", 0), getattr(event, "step", 0), "warning", code,
+                           str(exc) or type(exc).__name__))
+
+
+def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.Event | None = None) -> RunResult:
+    """Train `setup.model`, evaluating and checkpointing into `setup.run`; see the module doc."""
+    cfg, ecfg, dev, run = setup.config, setup.eval, setup.device, setup.run
+    emit = _Emitter(RunDirSink(run), [*setup.sinks, *sinks])
+    stop_event = stop_event or threading.Event()
+    model = setup.model.to(dev)
+    model.train()
+
+    # closed-form models (ridge) are fitted on the train split before anything else
+    if hasattr(model, "fit_on"):
+        ctx, tgt = setup.train_windows.batch()
+        model.fit_on(ctx, tgt)
+        model.to(dev)
+
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    trainable = bool(decay or no_decay)
+    optimizer = (torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                    {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+                 if trainable else None)
+    per_step = cfg.batch_size * cfg.grad_accum
+    steps_per_epoch = len(setup.train_windows) // per_step if trainable else 0
+    total_steps = steps_per_epoch * cfg.epochs
+    sched = LrSchedule(cfg.lr, cfg.lr_schedule, cfg.warmup_steps, max(1, total_steps), cfg.min_lr,
+                       cfg.plateau_factor, cfg.plateau_patience, cfg.select_mode)
+    source = BatchSource(setup.train_windows.store, setup.train_windows.context_len, dev, setup.resident_bytes)
+    train_rows = torch.from_numpy(setup.train_windows.target_rows).to(dev)
+
+    # where we stand: fresh, or the state of the checkpoint we resume from
+    step, epoch, done_in_epoch = 0, 1, 0
+    best: dict[str, Any] = {"metric": cfg.select_metric, "mode": cfg.select_mode, "value": None, "epoch": None, "step": None}
+    early: dict[str, Any] = {"best": None, "bad": 0}
+    prev_cos: float | None = None
+    sums: dict[str, float] = {}
+    n_sum = 0
+    elapsed_before = 0.0
+    last_eval: dict[str, float] = {}
+    resumed_from = None
+    if setup.resume_state is not None:
+        st = setup.resume_state
+        if optimizer is not None:
+            optimizer.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["lr_schedule"])
+        step, epoch, done_in_epoch = int(st["step"]), int(st["epoch"]), int(st["done_in_epoch"])
+        best, early, prev_cos = dict(st["best"]), dict(st["early"]), st["prev_cos"]
+        sums, n_sum = {k: float(v) for k, v in st["sums"].items()}, int(st["n_sum"])
+        elapsed_before = float(st.get("elapsed_s", 0.0))
+        last_eval = {k: float(v) for k, v in st.get("last_eval", {}).items()}
+        restore_rng_state(st["rng"])
+        resumed_from = step
+        if done_in_epoch >= steps_per_epoch:  # saved at an epoch end: start the next epoch
+            epoch, done_in_epoch, sums, n_sum = epoch + 1, 0, {}, 0
+
+    t_start = time.time()
+    if resumed_from is None:
+        run.update_run(started=iso_time(t_start), started_t=t_start, elapsed_before_s=0.0)
+    else:
+        resumes = run.read_json("run.json").get("resumes", [])
+        run.update_run(started_t=t_start, elapsed_before_s=elapsed_before,
+                       resumes=[*resumes, {"at": iso_time(t_start), "from_step": resumed_from}])
+    emit(RunStarted(str(run.path), setup.name, str(dev), setup.device_reason, total_steps, cfg.epochs,
+                    resumed_from_step=resumed_from))
+    base_metrics = baseline_metrics(setup.eval_sets)
+    gates_passed: bool | None = None
+    last_saved_step = step if resumed_from is not None else -1
+
+    def state() -> dict[str, Any]:
+        return {"optimizer": optimizer.state_dict() if optimizer is not None else {},
+                "lr_schedule": sched.state_dict(), "rng": capture_rng_state(),
+                "step": step, "epoch": epoch, "done_in_epoch": done_in_epoch,
+                "best": best, "early": early, "prev_cos": prev_cos, "sums": sums, "n_sum": n_sum,
+                "last_eval": last_eval, "elapsed_s": elapsed_before + time.time() - t_start}
+
+    def save(tag: str, metric: str | None = None, value: float | None = None) -> None:
+        nonlocal last_saved_step
+        meta = {**setup.checkpoint_meta, "step": step, "epoch": epoch, "metrics": last_eval, "tag": tag}
+        path = save_checkpoint(run.checkpoint(tag), model, meta, state())
+        if tag == "last":
+            last_saved_step = step
+        emit(CheckpointSaved(epoch, step, str(path), tag, metric, value))
+
+    def finish(status: str, error: str | None = None) -> RunResult:
+        emit(RunEnded(status, step, epoch, best={k: v for k, v in best.items()}, error=error))
+        write_report(run)
+        return RunResult(status, step, epoch, best, last_eval, gates_passed, str(run.path), error)
+
+    bad_step = torch.full((), -1, dtype=torch.long, device=dev)  # first step with a non-finite loss
+    in_optimizer_step = False
+    try:
+        while epoch <= cfg.epochs:
+            order = torch.from_numpy(epoch_order(len(train_rows), setup.seed, epoch)).to(dev)
+            epoch_rows = train_rows[order]
+            t_log, samples_since = time.time(), 0
+            log_sums: dict[str, torch.Tensor] = {}
+            log_n = 0
+            while done_in_epoch < steps_per_epoch:
+                lr = sched.lr_at(step)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                weights = {t.name: t.weight_at(epoch) for t in setup.losses}
+                for micro in range(cfg.grad_accum):
+                    start = (done_in_epoch * cfg.grad_accum + micro) * cfg.batch_size
+                    batch = source.batch(epoch_rows[start:start + cfg.batch_size], epoch, step)
+                    with autocast_bf16(dev, cfg.bf16):
+                        loss = torch.zeros((), device=dev)
+                        for term in setup.losses:
+                            parts = term.strategy(batch, model)
+                            for key, value in parts.items():
+                                name = f"loss/{term.name}" if key == term.name else f"loss/{term.name}/{key}"
+                                log_sums[name] = log_sums.get(name, 0.0) + value.detach().float()
+                                if not key.startswith(STAT_PREFIX):
+                                    loss = loss + weights[term.name] * value.float()
+                    (loss / cfg.grad_accum).backward()
+                    log_sums["loss"] = log_sums.get("loss", 0.0) + loss.detach()
+                    log_n += 1
+                bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss.detach()), step, bad_step)
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                in_optimizer_step = True
+                optimizer.step()
+                in_optimizer_step = False
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                done_in_epoch += 1
+                samples_since += per_step
+
+                end_of_epoch = done_in_epoch >= steps_per_epoch
+                if step % cfg.log_every == 0 or end_of_epoch or stop_event.is_set():
+                    values = dict(zip(log_sums, torch.stack([v for v in log_sums.values()]).div(log_n).tolist()))
+                    if int(bad_step) >= 0:
+                        msg = f"non-finite loss at step {int(bad_step)}; stopped, last good checkpoint kept"
+                        emit(Alert(epoch, step, "error", "diverged", msg))
+                        return finish("diverged", msg)
+                    now = time.time()
+                    emit(StepLogged(step, epoch, total_steps, {**values, "lr": lr, **{f"w/{k}": w for k, w in weights.items()}},
+                                    samples_since / max(now - t_log, 1e-9)))
+                    for k, v in values.items():
+                        sums[k] = sums.get(k, 0.0) + v * log_n
+                    n_sum += log_n
+                    log_sums, log_n, t_log, samples_since = {}, 0, now, 0
+                if stop_event.is_set() and not end_of_epoch:
+                    save("last")
+                    return finish("stopped")
+
+            # ---- end of epoch: train averages, validation, selection, checkpoints ----------
+            emit(EpochEnded(epoch, step, {k: v / max(n_sum, 1) for k, v in sums.items()}))
+            evaluate_now = epoch % max(ecfg.every, 1) == 0 or epoch == cfg.epochs
+            stop_early = False
+            if evaluate_now:
+                last_eval = {**evaluate(model, setup.eval_sets, dev, ecfg.batch_size), **base_metrics,
+                             **{f"train/{k}": v / max(n_sum, 1) for k, v in sums.items()}}
+                if setup.gates is not None and ((setup.gates_every and epoch % setup.gates_every == 0) or epoch == cfg.epochs):
+                    outcome = setup.gates(model, epoch, step)
+                    model.train()
+                    gates_passed = outcome.passed
+                    last_eval.update(outcome.metrics)
+                    emit(GatesDone(epoch, step, outcome.score, outcome.passed, outcome.results))
+                emit(EvalDone(epoch, step, last_eval))
+                cos = last_eval.get("val/cos")
+                if cfg.collapse_drop > 0 and prev_cos is not None and cos is not None and prev_cos - cos > cfg.collapse_drop:
+                    emit(Alert(epoch, step, "warning", "collapse",
+                               f"val/cos fell from {prev_cos:.4f} to {cos:.4f} (more than {cfg.collapse_drop}) in one epoch"))
+                prev_cos = cos if cos is not None else prev_cos
+                selected = _lookup(last_eval, cfg.select_metric)
+                sched.observe(selected)
+                if improved(selected, best["value"], cfg.select_mode):
+                    best.update(value=selected, epoch=epoch, step=step)
+                    save("best", cfg.select_metric, selected)
+                if cfg.early_stop_metric:
+                    value = _lookup(last_eval, cfg.early_stop_metric)
+                    if improved(value, early["best"], cfg.early_stop_mode):
+                        early.update(best=value, bad=0)
+                    else:
+                        early["bad"] += 1
+                    if early["bad"] >= cfg.early_stop_patience:
+                        stop_early = True
+            sums, n_sum = {}, 0
+            save("last")
+            if stop_early:
+                emit(Alert(epoch, step, "info", "early_stop",
+                           f"{cfg.early_stop_metric} did not improve for {early['bad']} evaluation(s); stopping"))
+                return finish("completed")
+            if stop_event.is_set() and epoch < cfg.epochs:
+                return finish("stopped")
+            epoch += 1
+            done_in_epoch = 0
+        epoch = cfg.epochs
+        return finish("completed")
+    except KeyboardInterrupt:
+        if not in_optimizer_step and last_saved_step != step:
+            save("last")
+        return finish("stopped")
+    except Exception as exc:
+        try:
+            finish("failed", f"{type(exc).__name__}: {exc}")
+        except Exception:  # noqa: BLE001 - the original error is the one to report
+            pass
+        raise
+
+
+def _lookup(metrics: dict[str, float], name: str) -> float:
+    """A metric's value (NaN when the run did not log it)."""
+    v = metrics.get(name)
+    return float("nan") if v is None else float(v)
