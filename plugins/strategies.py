@@ -359,7 +359,7 @@ def register_losses(register):
                        min=-1.0, max=1.0),
              ))
     register("adaptive_directional", AdaptiveDirectional,
-             description="margin over c_last, weighted per sample by how close c_last is to the target (P4)",
+             description="margin over c_last, weighted per sample where c_last is near y (P4)",
              params=(
                  Param("margin", "float", 0.01, "required cos(pred, y) - cos(pred, c_last)"),
                  Param("threshold", "float", 0.60, "cos(c_last, y) where the extra weight is half on"),
@@ -379,11 +379,11 @@ def register_losses(register):
                  Param("distance", "str", "cosine", "fit distance: cosine (1 - cos) or mse", choices=_DISTANCE),
              ))
     register("variance_guard", VarianceGuard,
-             description="VICReg-style variance hinge; logs stat/var_ratio = Var(pred)/Var(target)",
+             description="VICReg variance hinge; logs stat/var_ratio = Var(pred)/Var(y)",
              params=(Param("floor", "float", 0.5, "wanted std of each prediction dimension, as a fraction of "
                            "the targets' std", min=0.0),))
     register("energy_score", EnergyScore,
-             description="CALM energy score with a repulsive term; needs a sampling model (noisy_head)",
+             description="CALM energy score (repulsive term); needs a sampling model",
              params=(
                  Param("samples", "int", 8, "samples m drawn per context", min=2, max=256),
                  Param("beta", "float", 1.0, "distance exponent, 0 < beta < 2", min=1e-6, max=1.999),
@@ -393,7 +393,7 @@ def register_losses(register):
 @hookimpl
 def register_models(register):
     register("noisy_head", NoisyHead,
-             description="sampling head around a built-in arch (for energy_score); forward is the zero-noise output",
+             description="sampling head around a built-in arch, for energy_score",
              params=(
                  Param("base", "str", "mlp", "built-in base architecture", choices=tuple(sorted(ARCHITECTURES))),
                  Param("base_width", "int", 0, "the base's main width (d_model or hidden_dim); 0 = its default",
