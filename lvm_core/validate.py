@@ -124,8 +124,12 @@ def check_finite_and_nonzero(report: ValidationReport, where: str, x: np.ndarray
     bad_finite, bad_zero, bad_norm = [], [], []
     for start in range(0, x.shape[0], BLOCK_ROWS):
         block = np.asarray(x[start:start + BLOCK_ROWS], dtype=np.float32)
-        finite = np.isfinite(block).all(axis=-1)
-        norms = np.linalg.norm(np.where(np.isfinite(block), block, 0.0), axis=-1)
+        # one pass: NaN/Inf make the squared norm non-finite; the rare flagged vectors are then
+        # checked exactly (a huge but finite vector can overflow float32 when squared)
+        norms = np.sqrt(np.einsum("...d,...d->...", block, block))
+        finite = np.isfinite(norms)
+        if not finite.all():
+            finite[~finite] = np.isfinite(block[~finite]).all(axis=-1)
         zero = finite & (norms < 1e-8)
         off_unit = finite & ~zero & (np.abs(norms - 1.0) > UNIT_NORM_TOLERANCE)
         if block.ndim == 3:

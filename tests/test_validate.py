@@ -57,6 +57,7 @@ def test_nan_inf_and_zero_rows_are_counted_with_first_row_numbers():
     v[2, 1] = np.nan
     v[7, 0] = np.inf
     v[4] = 0.0
+    v[8] = 1e30  # finite, though its squared norm overflows float32: not a NaN/Inf row
     r = validate_legacy_articles(arts(v, [1] * 10))
     assert lines(r) == [
         "error: a.npz: key 'vectors': 2 rows with NaN or Inf values (first: 2, 7)",
