@@ -342,3 +342,19 @@ def test_controller_from_plan_spec():
     assert len(many.value.errors) == 2
     with pytest.raises(InputError, match="expected a table"):
         controller_from_spec(0.2)
+
+
+def test_noisy_head_rebuilds_from_its_checkpoint(host, tmp_path):
+    from lvm_core.checkpoint import load_model, save_checkpoint
+    params = {"base": "gru", "base_width": 8, "base_layers": 1, "noise_dim": 3, "hidden_dim": 5, "noise_scale": 0.5}
+    torch.manual_seed(0)
+    model = host.get("model", "noisy_head").obj(6, 4, **params).eval()
+    path = save_checkpoint(tmp_path / "nh", model, {"arch": "noisy_head", "arch_params": params,
+                                                     "input_dim": 6, "context_len": 4})
+    again = load_model(path, lambda arch: host.get("model", arch).obj)
+    ctx = torch.randn(3, 4, 6)
+    assert torch.equal(again(ctx), model(ctx))
+    torch.manual_seed(1)
+    s1 = model.sample(ctx, 4)
+    torch.manual_seed(1)
+    assert torch.allclose(again.sample(ctx, 4), s1)
