@@ -86,7 +86,7 @@ def infonce(temperature: float = 0.07, hard_negatives: int = 0, context_negative
     """Cross-entropy of the true target against in-batch negatives (other samples' targets),
     optionally plus same-article hard negatives and the sample's own context frames.
 
-    Logs stat/infonce_top1: the fraction of samples whose target outscores every negative."""
+    Logs stat/top1: the fraction of samples whose target outscores every negative."""
     if not temperature > 0:
         raise InputError("[[loss]] infonce", f"expected > 0, got {temperature!r}", "temperature")
     if hard_negatives < 0:
@@ -107,7 +107,7 @@ def infonce(temperature: float = 0.07, hard_negatives: int = 0, context_negative
             loss = 0.5 * (loss + F.cross_entropy(keys @ query.T / temperature, labels))
         with torch.no_grad():
             top1 = (logits.argmax(dim=1) == labels).float().mean()
-        return {"infonce": loss, "stat/infonce_top1": top1}
+        return {"infonce": loss, "stat/top1": top1}
 
     return strategy
 
@@ -121,7 +121,7 @@ def directional_margin(margin: float = 0.05, form: str = "hinge", gamma: float =
     gap = cos(pred, target) - cos(pred, c); the term is hinge: relu(margin - gap), or softplus:
     softplus(gamma * (margin - gap)) / gamma. `frames`: "last" uses c = c_last; "all" averages
     the term over every context frame; "nearest" uses the frame most similar to the prediction.
-    Logs stat/dir_gap, the mean gap (with frames = "last", the margin every report shows).
+    Logs stat/margin, the mean gap (with frames = "last", the margin every report shows).
     """
     if form not in ("hinge", "softplus"):
         raise InputError("[[loss]] directional_margin", f"expected 'hinge' or 'softplus', got {form!r}", "form")
@@ -142,7 +142,7 @@ def directional_margin(margin: float = 0.05, form: str = "hinge", gamma: float =
                 gap = to_target[:, None] - to_frames
             else:
                 gap = to_target - to_frames.max(dim=1).values
-        return {"directional_margin": penalty(margin - gap).mean(), "stat/dir_gap": gap.detach().mean()}
+        return {"directional_margin": penalty(margin - gap).mean(), "stat/margin": gap.detach().mean()}
 
     return strategy
 
