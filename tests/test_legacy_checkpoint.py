@@ -179,3 +179,15 @@ def test_unknown_model_type_is_one_clear_error(tmp_path):
     with pytest.raises(InputError, match="mamba_s"):
         import_legacy_checkpoint(src, tmp_path / "out")
     assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_data_import_checkpoint_command(tmp_path, capsys):
+    from workbench.cli import main
+
+    src = tmp_path / "best_model.pt"
+    _save_original(src, "lstm", OrigLSTM().eval(), CASES["lstm"][1])
+    out = tmp_path / "new.safetensors"
+    assert main(["data", "import-checkpoint", str(src), "--out", str(out)]) == 0
+    assert load_model(out, lambda a: ARCHITECTURES[a]).checkpoint_meta["arch"] == "lstm"
+    assert main(["data", "import-checkpoint", str(src), "--out", str(out)]) == 2  # no silent overwrite
+    assert "already exists" in capsys.readouterr().err
