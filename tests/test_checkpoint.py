@@ -256,3 +256,10 @@ def _ridge_round_trip(store_path, tmp_path, host, n_articles=40):
 def test_ridge_on_a_tiny_store_fits_saves_and_reloads(tmp_path, host):
     from tests.conftest import make_tiny_store
     _ridge_round_trip(make_tiny_store(tmp_path / "tiny.lvmstore").path, tmp_path, host)
+
+
+def test_ridge_on_the_bundled_demo_store_fits_saves_and_reloads(tmp_path, host):
+    from tests.conftest import DEMO_STORE
+    if not (DEMO_STORE / "manifest.json").exists():
+        pytest.skip(f"bundled demo store not built yet: {DEMO_STORE}")
+    _ridge_round_trip(DEMO_STORE, tmp_path, host)
