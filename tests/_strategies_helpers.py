@@ -79,3 +79,40 @@ class FixedSamples(nn.Module):
     def sample(self, ctx: torch.Tensor, m: int) -> torch.Tensor:
         assert m == self.samples.shape[1]
         return self.samples
+
+
+def store_batch(store, target_rows, context_len: int) -> Batch:
+    """A Batch gathered from an ArticleStore (float64, on the CPU), as the trainer builds one."""
+    import numpy as np
+
+    rows = torch.as_tensor(np.asarray(target_rows, dtype=np.int64))
+    row_art = torch.from_numpy(np.asarray(store.row_article))
+    n = row_art.shape[0]
+
+    def gather(r: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(store.gather(r.numpy())).double()
+
+    def row_article(r: torch.Tensor) -> torch.Tensor:
+        inside = (r >= 0) & (r < n)
+        return torch.where(inside, row_art[r.clamp(0, n - 1)], torch.full_like(r, -1))
+
+    ctx_rows = rows[:, None] + torch.arange(-context_len, 0)[None, :]
+    return Batch(contexts=gather(ctx_rows), targets=gather(rows), article=row_article(rows), target_rows=rows,
+                 gather=gather, row_article=row_article)
+
+
+class NextChunkOracle(nn.Module):
+    """Predicts the store chunk that follows the one equal to the last context frame.
+
+    Rolled out, it walks the article row by row, so a correctly indexed rollout scores it 1.0 at
+    every step inside the article. Use it on windows whose chunks have no duplicate in the store.
+    """
+
+    def __init__(self, vectors: torch.Tensor) -> None:
+        super().__init__()
+        self.vectors = torch.nn.functional.normalize(vectors, dim=1)
+
+    def forward(self, ctx: torch.Tensor) -> torch.Tensor:
+        last = torch.nn.functional.normalize(ctx[:, -1, :], dim=1)
+        row = (last @ self.vectors.T).argmax(dim=1)
+        return self.vectors[(row + 1).clamp(max=self.vectors.shape[0] - 1)]

@@ -358,3 +358,52 @@ def test_noisy_head_rebuilds_from_its_checkpoint(host, tmp_path):
     s1 = model.sample(ctx, 4)
     torch.manual_seed(1)
     assert torch.allclose(again.sample(ctx, 4), s1)
+
+
+# ---- real data: the next-chunk oracle walks the article ------------------------------------------------------
+
+def _store(which, tmp_path):
+    from lvm_core.store import ArticleStore
+    from tests.conftest import DEMO_STORE, make_tiny_store
+    if which == "tiny":
+        return make_tiny_store(tmp_path / "tiny.lvmstore", lengths=(9, 6, 12, 7))
+    if not DEMO_STORE.exists():
+        pytest.skip(f"bundled demo data not built yet ({DEMO_STORE})")
+    return ArticleStore.open(DEMO_STORE)
+
+
+@pytest.mark.parametrize("which", ["tiny", "demo"])
+def test_rollout_of_the_next_chunk_oracle_scores_one_inside_the_article(which, tmp_path):
+    import numpy as np
+
+    from lvm_core.windows import make_windows
+    from tests._strategies_helpers import NextChunkOracle, store_batch
+
+    store = _store(which, tmp_path)
+    H, L = 3, 5
+    windows = make_windows(store, None, L)
+    ends = store.offsets[1:] - 1  # last row of each article: windows ending there have no +2, +3
+    rng = np.random.default_rng(0)
+    picked = np.unique(np.concatenate([ends[:20], ends[:20] - 1, rng.choice(windows.target_rows, 40)]))
+    picked = picked[np.isin(picked, windows.target_rows)]
+    V = torch.from_numpy(np.asarray(store.vectors, dtype=np.float64))
+    Vn = torch.nn.functional.normalize(V, dim=1)
+    rows = torch.from_numpy(picked)[:, None] + torch.arange(-1, H)[None, :]  # c_last .. +H
+    near = Vn[rows.clamp(max=len(V) - 1)] @ Vn.T  # (W, H + 1, N)
+    unique = ((near > 1 - 1e-6).sum(dim=2) == 1).all(dim=1).numpy()  # no duplicate chunk to confuse the oracle
+    picked = picked[unique]
+    assert len(picked) >= 10
+
+    batch = store_batch(store, picked, L)
+    truth, inside = future_chunks(batch, H, "rollout")
+    art = store.row_article[picked]
+    want = (picked[:, None] + np.arange(H)[None, :]) < store.offsets[art + 1][:, None]
+    assert inside.numpy().tolist() == want.tolist()
+    assert (~inside).any() and inside[:, 2].any()  # both cases are exercised
+
+    terms = Rollout(horizon=H)(batch, NextChunkOracle(V))
+    assert terms["rollout"].item() == pytest.approx(0.0, abs=1e-9)
+    for h in range(1, H + 1):
+        assert terms[f"stat/cos_h{h}"].item() == pytest.approx(1.0, abs=1e-9)
+    copy_last = Rollout(horizon=H)(store_batch(store, picked, L), lambda ctx: ctx[:, -1, :])
+    assert copy_last["rollout"].item() > 0.01  # the check can fail: copying is not the oracle
