@@ -8,6 +8,7 @@ never blocks the UI. Stop sets the stop event (the trainer saves `last` and ends
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ from lvm_core.errors import InputError, InputErrors
 from ..plugin_host import PluginHost, load_plugins
 from .data_pane import DataPane
 from .dialogs import ConfirmScreen, HelpScreen, PathScreen
+from .gates_pane import GatesPane
 from .feed import EventFeed, FeedReady
 from .planform import relative_store
 from .plugins_pane import PluginsPane
@@ -119,6 +121,8 @@ class WorkbenchApp(App[int]):
                 yield SetupPane(self.host, id="setup-pane")
             with TabPane("Train", id="train"):
                 yield TrainPane(id="train-pane")
+            with TabPane("Gates", id="gates"):
+                yield GatesPane(self.runs_dir, id="gates-pane")
             with TabPane("Data", id="data"):
                 yield DataPane(self.host, id="data-pane")
             with TabPane("Runs", id="runs"):
@@ -161,12 +165,17 @@ class WorkbenchApp(App[int]):
         for tab in TABS:
             if self.query(f"TabPane#{tab}"):
                 yield SystemCommand(f"Go to {tab.title()}", f"Show the {tab.title()} screen", lambda t=tab: self.action_tab(t))
+        yield SystemCommand("Run 5CAT", "Run the gate battery on the chosen checkpoint (g)", self._palette_gates)
         yield SystemCommand("Run diagnostics", "Diagnose the chosen dataset on the Data screen (d)", self._palette_diagnose)
         yield SystemCommand("Help", "What each screen does and every key (?)", self.action_help)
 
     def _palette_compare(self) -> None:
         self.action_tab("runs")
         self.runs_pane.action_compare()
+
+    def _palette_gates(self) -> None:
+        self.action_tab("gates")
+        self.query_one(GatesPane).action_run_gates()
 
     def _palette_diagnose(self) -> None:
         self.action_tab("data")
@@ -235,7 +244,7 @@ class WorkbenchApp(App[int]):
             for key in ("store", "ood"):
                 if plan["data"].get(key):
                     plan["data"][key] = relative_store(plan["data"][key], path.parent)
-            text = session.plan_to_toml(session.plan_from_dict(plan, path.parent))
+            text = session.plan_to_toml(session.plan_from_dict(plan, path.parent), relative_to=path.parent)
         except InputError as exc:
             self._setup_error(error_lines(exc))
             return False
@@ -325,7 +334,11 @@ class WorkbenchApp(App[int]):
         except (OSError, tomli.TOMLDecodeError) as exc:
             self.runs_pane.say(f"{path}: cannot read the run's plan ({exc})", error=True)
             return
-        self.start_run(plan, message.run_dir, run_dir=message.run_dir, resume=message.run_dir)
+        try:
+            plan_dir = Path(json.loads((message.run_dir / "run.json").read_text(encoding="utf-8")).get("plan_dir") or message.run_dir)
+        except (OSError, ValueError, AttributeError):
+            plan_dir = message.run_dir
+        self.start_run(plan, plan_dir, run_dir=None, resume=message.run_dir)
 
     @on(RunsPane.AttachRequested)
     def _attach_requested(self, message: RunsPane.AttachRequested) -> None:
@@ -415,10 +428,13 @@ class WorkbenchApp(App[int]):
         except (InputError, KeyError):
             data = {}
         self.query_one(DataPane).follow(store, data.get("split"), data.get("context_len"))
+        self.query_one(GatesPane).follow(str(store), str(data.get("ood") or ""))
 
     @on(TabbedContent.TabActivated)
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        if event.pane.id == "data" and self.setup_pane.query_one("#store-path").value:
+        if event.pane.id == "gates":
+            self.query_one(GatesPane).refresh_models()
+        if event.pane.id in ("data", "gates") and self.setup_pane.query_one("#store-path").value:
             self.follow_setup(Path(self.setup_pane.query_one("#store-path").value))
 
 

@@ -63,7 +63,7 @@ def read_run(path: Path) -> RunInfo:
     info.status = str(run.get("status", "unknown"))
     info.name = str(run.get("name", path.name))
     info.started = str(run.get("started", "") or "")
-    dur = run.get("duration_s")
+    dur = run.get("elapsed_s", run.get("duration_s"))
     info.duration_s = float(dur) if isinstance(dur, (int, float)) else None
     best = run.get("best")
     info.best = best if isinstance(best, dict) else {}
