@@ -231,6 +231,7 @@ def test_diagnose_writes_json_and_report(tmp_path, capsys):
                  "--set", "baselines.ridge_alpha=2", "--json", str(out), "--report", str(rep)]) == 0
     text = capsys.readouterr().out
     assert "== baselines" in text and "copy_last" in text and "symmetric by construction" in text
+    assert "== summary" in text and "pair-order probe on val: accuracy" in text
     data = json.loads(out.read_text())
     assert data["schema"] == "lvm-workbench.diagnostics/1" and data["context_len"] == 3
     assert list(data["diagnostics"]) == ["split_hygiene", "direction_profile", "pair_order_probe", "baselines"]
@@ -238,6 +239,7 @@ def test_diagnose_writes_json_and_report(tmp_path, capsys):
     assert data["split"]["parts"] == {"train": 6, "val": 2}
     md = rep.read_text()
     assert md.startswith("# Data diagnostics") and "## pair_order_probe" in md and "| copy_last |" in md
+    assert "## Summary" in md
 
 
 @pytest.mark.parametrize("extra, message", [

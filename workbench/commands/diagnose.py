@@ -101,7 +101,8 @@ def _check_parts(split: Split, chosen: list[tuple[Item, dict[str, Any]]], source
     for item, values in chosen:
         for key in ("part", "train_part"):
             if key in values and values[key] not in split.parts:
-                raise InputError(source, f"{item.name}: no split part named {values[key]!r}; parts are {sorted(split.parts)}")
+                raise InputError(source, f"{item.name}: no split part named {values[key]!r}; parts are {sorted(split.parts)} "
+                                 f"(choose with --set {item.name}.{key}=NAME, or leave it out with --only)")
 
 
 # ---- running -----------------------------------------------------------------------------
@@ -131,6 +132,10 @@ def run(args: argparse.Namespace) -> int:
         print()
         print(render_text(item.name, item.description, result, seconds))
         sys.stdout.flush()
+    summary = headline(out)
+    if summary:
+        print("\n== summary")
+        print("\n".join(f"  {line}" for line in summary))
     if args.json:
         write_json(args.json, out)
         print(f"\nwrote {args.json}")
@@ -138,6 +143,33 @@ def run(args: argparse.Namespace) -> int:
         write_text(args.report, render_markdown(out))
         print(f"wrote {args.report}")
     return 0
+
+
+def headline(out: dict[str, Any]) -> list[str]:
+    """A few lines with the numbers a user looks at first (from the built-in diagnostics, when run)."""
+    diags = {name: entry["result"] for name, entry in out["diagnostics"].items()}
+    lines = []
+    hyg = diags.get("split_hygiene")
+    if hyg:
+        shared = sum(p["articles"] for p in hyg["articles_in_two_parts"])
+        near = sum(p["near_duplicates"] for p in hyg["near_duplicates_across_parts"])
+        lines.append(f"split: {shared} article(s) in two parts, {near} near-duplicate chunk(s) across parts "
+                     f"(cos > {hyg['threshold']})")
+    prof = diags.get("direction_profile")
+    if prof:
+        lines.append(f"{prof['part']}: coherence {_fmt(prof['coherence'])}, signal cos(c_last,t) - cos(c_0,t) "
+                     f"{_fmt(prof['signal_last_minus_first'])} (similarity decay, not direction)")
+    probe = diags.get("pair_order_probe")
+    if probe:
+        lo, hi = probe["ci95"]
+        lines.append(f"pair-order probe on {probe['part']}: accuracy {_fmt(probe['accuracy'])} "
+                     f"[{_fmt(lo)}, {_fmt(hi)}], chance 0.5: {probe['verdict']}")
+    base = diags.get("baselines")
+    if base:
+        for name, m in base["baselines"].items():
+            lines.append(f"{base['part']} {name:<21} cos {_fmt(m['cos'])}  margin {_fmt(m['margin'])}  "
+                         f"R@1 {_fmt(m['R@1'])} (chance {_fmt(m['chance_R@1'])})")
+    return lines
 
 
 def _split_line(split: dict[str, Any]) -> str:
@@ -231,6 +263,9 @@ def render_markdown(out: dict[str, Any]) -> str:
         f"- context length: {out['context_len']}",
         f"- what each number means: {DOCS}",
     ]
+    summary = headline(out)
+    if summary:
+        lines += ["", "## Summary", "", *[f"- {line}" for line in summary]]
     for name, entry in out["diagnostics"].items():
         lines += ["", f"## {name}", "", f"params: `{json.dumps(entry['params'])}`; {entry['seconds']:.1f} s", ""]
         tables, notes = tables_of(entry["result"])
