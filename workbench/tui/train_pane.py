@@ -193,7 +193,7 @@ class TrainPane(Vertical):
         self._redraw_if_dirty()
 
     def _set_val_title(self) -> None:
-        self.query_one("#val-title", Label).update(f"val {self.chart} by epoch; baselines copy-last (red), context-mean (yellow)  [m]")
+        self.query_one("#val-title", Label).update(f"val {self.chart} by epoch vs baselines  [m: cos/margin]")
 
     def series(self) -> tuple[dict[str, tuple[list[float], list[float]]], dict[str, tuple[list[float], list[float]]]]:
         """(loss terms by step, validation metrics by epoch) from the records so far."""

@@ -1,0 +1,74 @@
+"""SVG snapshots of the main screens (a local fixture: pytest-textual-snapshot caps pytest < 9).
+
+Fixed size, no animations, no cursor blink, Rich's random terminal ids stripped. To accept a
+change on purpose (a Textual bump, a layout change): LVM_UPDATE_SNAPSHOTS=1 pytest tests/test_tui_snapshots.py
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from textual.widgets import Input
+
+from workbench.plugin_host import load_plugins
+from workbench.tui.app import WorkbenchApp
+
+from ._tui_helpers import scripted_events
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+SIZE = (100, 30)
+
+
+def normalize_svg(svg: str) -> str:
+    """Drop what changes between identical renders: the random terminal-<n> class ids."""
+    return re.sub(r"terminal-\d+-", "terminal-", re.sub(r"terminal-\d+\b", "terminal", svg))
+
+
+def assert_snapshot(name: str, svg: str) -> None:
+    path = SNAPSHOTS / f"{name}.svg"
+    got = normalize_svg(svg)
+    if os.environ.get("LVM_UPDATE_SNAPSHOTS") == "1" or not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(got, encoding="utf-8")
+        if os.environ.get("LVM_UPDATE_SNAPSHOTS") != "1":
+            pytest.fail(f"no snapshot {path.name} yet: wrote it; check it by eye and run again")
+        return
+    assert got == path.read_text(encoding="utf-8"), f"{name} differs from {path}; LVM_UPDATE_SNAPSHOTS=1 to accept"
+
+
+@pytest.fixture(autouse=True)
+def _quiet(tmp_path, monkeypatch):
+    monkeypatch.setenv("LVM_WORKBENCH_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(Input, "_toggle_cursor", lambda self: None)
+
+
+def _app() -> WorkbenchApp:
+    app = WorkbenchApp(host=load_plugins(entry_points=False), runs_dir=Path("/nonexistent/runs"))
+    app.animation_level = "none"
+    return app
+
+
+async def test_snapshot_train_screen_after_a_run():
+    app = _app()
+    async with app.run_test(size=SIZE) as pilot:
+        records = [e.to_json() for e in scripted_events("runs/scripted-20260101-000000")]
+        for i, r in enumerate(records):
+            r["t"] = 1_700_000_000.0 + i
+        app.action_tab("train")
+        await pilot.pause()
+        app.train_pane.add_records(records)
+        app.train_pane._redraw_if_dirty()
+        await pilot.pause()
+        assert_snapshot("train_after_run", app.export_screenshot())
+
+
+async def test_snapshot_help_screen():
+    app = _app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert_snapshot("help", app.export_screenshot())
