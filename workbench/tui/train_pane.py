@@ -223,6 +223,7 @@ class TrainPane(Vertical):
                 if b:
                     val_plot.plot(span, [b[1][-1]] * 2, line_style=style, label=base.replace("_", "-"))
             val_plot.plot(*model, line_style="bright_cyan", label="model")
+            val_plot.scatter(*model, marker="●", marker_style="bright_cyan")  # one epoch is one point
             val_plot.show_legend()
         if "loss" in losses:
             self.query_one("#loss-spark", Sparkline).data = losses["loss"][1][-60:]
