@@ -50,6 +50,12 @@ class ChunkedDocument:
     document: Document
     chunks: list[str]
     part: int = 0  # pseudo-document number when split_chunks cuts a document
+    n_parts: int = 1
+
+    @property
+    def title(self) -> str:
+        title = self.document.title
+        return f"{title} (part {self.part + 1} of {self.n_parts})" if self.n_parts > 1 else title
 
 
 def chunk_corpus(corpus: Corpus, config: BuildConfig) -> tuple[list[ChunkedDocument], dict[str, int]]:
@@ -63,13 +69,14 @@ def chunk_corpus(corpus: Corpus, config: BuildConfig) -> tuple[list[ChunkedDocum
         if chunks:
             counts["documents_with_prose"] += 1
         counts["chunks_read"] += len(chunks)
-        for part, piece in enumerate(_split(chunks, config.split_chunks, config.min_chunks)):
+        pieces = _split(chunks, config.split_chunks, config.min_chunks)
+        for part, piece in enumerate(pieces):
             if len(piece) < config.min_chunks:
                 counts["documents_too_short"] += 1
                 continue
             if config.max_chunks_per_doc is not None:
                 piece = piece[: config.max_chunks_per_doc]
-            eligible.append(ChunkedDocument(doc, piece, part))
+            eligible.append(ChunkedDocument(doc, piece, part, len(pieces)))
     counts["documents_eligible"] = len(eligible)
     kept = select_spread(eligible, config.max_docs)
     counts["documents_kept"] = len(kept)
@@ -187,7 +194,7 @@ def build_store(
         progress.close()
     seconds = time.monotonic() - started
     lengths = [len(d.chunks) for d in kept]
-    articles = [{"id": i, "title": d.document.title + (f" (part {d.part + 1})" if d.part else ""),
+    articles = [{"id": i, "title": d.title,
                  "source": d.document.source or d.document.id, "doc_id": d.document.id, "part": d.part}
                 for i, d in enumerate(kept)]
     words = np.array([len(t.split()) for t in texts])

@@ -48,6 +48,17 @@ class Corpus:
         return len(self.documents)
 
 
+def concat_corpora(corpora: list[Corpus]) -> Corpus:
+    """One corpus from several (a pool of packages), in the order given; provenance lists each part."""
+    if len(corpora) == 1:
+        return corpora[0]
+    docs = [d for c in corpora for d in c.documents]
+    readers = sorted({str(c.provenance.get("reader", "")) for c in corpora})
+    return Corpus(docs, {"reader": readers[0] if len(readers) == 1 else readers,
+                         "source": [c.provenance.get("source") for c in corpora],
+                         "parts": [c.provenance for c in corpora]})
+
+
 def corpus_sha256(documents: Iterable[Document]) -> str:
     """sha256 over (id, title, text) of every document in order: same hash, same extracted text."""
     h = hashlib.sha256()

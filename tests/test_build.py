@@ -65,6 +65,7 @@ def test_max_docs_max_chunks_and_split_chunks_in_chunk_corpus():
     kept, _ = chunk_corpus(corpus, BuildConfig(chunk_words=20, min_chunks=4, split_chunks=4))
     assert [(d.document.id, d.part, len(d.chunks)) for d in kept] == [
         ("d0", 0, 4), ("d0", 1, 6), ("d1", 0, 4), ("d2", 0, 4), ("d3", 0, 4), ("d4", 0, 4)]
+    assert [d.title for d in kept[:3]] == ["Doc 0 (part 1 of 2)", "Doc 0 (part 2 of 2)", "Doc 1"]
     kept, counts = chunk_corpus(corpus, BuildConfig(chunk_words=20, min_chunks=4, max_docs=3, max_chunks_per_doc=5))
     assert [(d.document.id, len(d.chunks)) for d in kept] == [("d0", 5), ("d2", 4), ("d4", 4)]
     assert counts["documents_eligible"] == 5 and counts["chunks_kept"] == 13
@@ -178,3 +179,20 @@ def test_cli_build_bad_input_is_one_line_exit_2(tmp_path, capsys, extra, message
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and message in err[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_pools_several_sources_into_one_store(tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = _jsonl(tmp_path / "a", n_docs=2)
+    b = _jsonl(tmp_path / "b", n_docs=1)
+    out = tmp_path / "pool"
+    assert cli.main(["data", "build", "--reader", "jsonl", "--source", str(a), "--source", str(b), "--quiet",
+                     "--embedder", "potion-base-8m", "--out", str(out), "--chunk-words", "30", "--min-chunks", "5",
+                     "--no-cache"]) == 0
+    store = ArticleStore.open(out)
+    assert [x["doc_id"] for x in store.articles] == ["doc0", "doc1", "doc0"]  # a's documents, then b's
+    corpus = store.manifest.corpus
+    assert corpus["reader"] == "jsonl" and corpus["source"] == [str(a), str(b)]
+    assert [p["source"] for p in corpus["parts"]] == [str(a), str(b)]
+    assert corpus["parts"][0]["file_sha256"] != corpus["parts"][1]["file_sha256"]

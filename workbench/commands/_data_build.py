@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from lvm_core.build import BuildConfig, build_store
+from lvm_core.corpus import concat_corpora
 from lvm_core.embedding import default_cache_dir
-from lvm_core.errors import InputError
+from lvm_core.errors import InputError, InputErrors
 from lvm_core.params import Param, resolve_params
-from lvm_core.errors import InputErrors
 
 from ..plugin_host import Item, default_host
 
@@ -21,7 +21,9 @@ HELP = "build an article store from a corpus (Debian docs, KJV, a folder, JSONL)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reader", required=True, help="corpus reader: debian-doc, kjv, text-folder, jsonl, ...")
-    parser.add_argument("--source", default="", help="what the reader reads: a package name, a .deb, a folder, a file")
+    parser.add_argument("--source", action="append", default=[],
+                        help="what the reader reads: a package name, a .deb, a folder, a file; "
+                             "repeat it to pool several sources into one store")
     parser.add_argument("--embedder", default="minilm", help="embedder name (default minilm; potion-base-8m is fast)")
     parser.add_argument("--out", required=True, help="output store directory (written atomically)")
     parser.add_argument("--min-chunks", type=int, default=10, help="drop documents with fewer chunks (default 10)")
@@ -92,8 +94,11 @@ def run(args: argparse.Namespace) -> int:
         reader_params["cache_dir"] = str(cache_root / "deb")
 
     log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
-    log(f"reading {args.reader} {args.source}".rstrip())
-    corpus = reader.obj(args.source, **reader_params)
+    corpora = []
+    for source in args.source or [""]:
+        log(f"reading {args.reader} {source}".rstrip())
+        corpora.append(reader.obj(source, **reader_params))
+    corpus = concat_corpora(corpora)
     log(f"loading embedder {args.embedder}")
     embedder = embedder_item.obj(**embedder_params)
     store = build_store(corpus, embedder, out, config=config,
