@@ -14,6 +14,7 @@ import pytest
 from textual.widgets import Input
 
 from workbench.plugin_host import load_plugins
+from workbench.tui import datasets
 from workbench.tui.app import WorkbenchApp
 
 from ._tui_helpers import scripted_events
@@ -44,6 +45,7 @@ def _quiet(tmp_path, monkeypatch):
     monkeypatch.setenv("LVM_WORKBENCH_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(Input, "_toggle_cursor", lambda self: None)
+    monkeypatch.setattr(datasets, "known_stores", lambda cwd=None: [])  # no store: nothing async in the header
 
 
 def _app() -> WorkbenchApp:
