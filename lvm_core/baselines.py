@@ -15,7 +15,7 @@ definition.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -86,27 +86,11 @@ class RidgeBaseline:
             raise InputError("ridge", f"expected alpha > 0, got {alpha!r}")
         if n < 1:
             raise InputError("contexts", "expected at least one training window")
-        x = contexts.reshape(n, length * dim).astype(np.float64)
-        y = targets.astype(np.float64)
-        x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
-        x -= x_mean
-        y -= y_mean
-        p = x.shape[1]
-        if n >= p:
-            # (X^T X + a I) W = X^T Y
-            gram = x.T @ x
-            gram[np.diag_indices(p)] += alpha
-            w = np.linalg.solve(gram, x.T @ y)
-            self.form = "primal"
-        else:
-            # W = X^T (X X^T + a I)^-1 Y  (the same solution, an N x N system)
-            kernel = x @ x.T
-            kernel[np.diag_indices(n)] += alpha
-            w = x.T @ np.linalg.solve(kernel, y)
-            self.form = "dual"
+        system = _RidgeSystem(contexts.reshape(n, length * dim), targets)
+        w = system.solve(alpha)
         self.weights = w.astype(np.float32)
-        self.bias = (y_mean - x_mean @ w).astype(np.float32)
-        self.context_len, self.dim, self.alpha = length, dim, float(alpha)
+        self.bias = (system.y_mean - system.x_mean @ w).astype(np.float32)
+        self.context_len, self.dim, self.alpha, self.form = length, dim, float(alpha), system.form
         return self
 
     def predict_raw(self, contexts: np.ndarray) -> np.ndarray:
@@ -129,3 +113,63 @@ class RidgeBaseline:
         if self.weights is None or self.bias is None:
             raise RuntimeError("RidgeBaseline.linear_state called before fit")
         return {"weight": np.ascontiguousarray(self.weights.T), "bias": self.bias.copy()}
+
+
+class _RidgeSystem:
+    """Centred data and its Gram matrix (primal, P x P) or kernel (dual, N x N), whichever is
+    smaller, built once so several penalties cost one solve each."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        self.x_mean, self.y_mean = x.mean(axis=0), y.mean(axis=0)
+        self.x, self.y = x - self.x_mean, y - self.y_mean
+        n, p = x.shape
+        self.form = "primal" if n >= p else "dual"
+        # primal: (X^T X + a I) W = X^T Y;  dual: W = X^T (X X^T + a I)^-1 Y (the same solution)
+        self.matrix = self.x.T @ self.x if self.form == "primal" else self.x @ self.x.T
+        self.rhs = self.x.T @ self.y if self.form == "primal" else self.y
+
+    def solve(self, alpha: float) -> np.ndarray:
+        """Weights (P, D) in float64 for penalty `alpha`."""
+        a = self.matrix.copy()
+        a[np.diag_indices(a.shape[0])] += alpha
+        sol = np.linalg.solve(a, self.rhs)
+        return sol if self.form == "primal" else self.x.T @ sol
+
+
+def select_ridge_alpha(
+    contexts: np.ndarray, targets: np.ndarray, groups: np.ndarray,
+    alphas: Sequence[float] = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0), *,
+    holdout_fraction: float = 0.2, seed: int = 0,
+) -> tuple[float, dict[float, float]]:
+    """The penalty with the best mean cosine on held-out groups (articles) of the training data.
+
+    A fixed alpha can under-sell ridge badly (on the demo store alpha 1 over-fits: 0.52 against
+    0.59 at alpha 30), and choosing it on the evaluation part would flatter it; so a seeded
+    `holdout_fraction` of the training articles is held out, one system is built on the rest,
+    and each alpha costs one solve. Returns (best alpha, {alpha: held-out mean cosine}).
+    """
+    contexts = _check_contexts(contexts)
+    groups = np.asarray(groups)
+    if len(groups) != len(contexts):
+        raise InputError("groups", f"expected one group per window ({len(contexts)}), got {len(groups)}")
+    if not alphas or any(isinstance(a, bool) or not isinstance(a, (int, float)) or not a > 0 for a in alphas):
+        raise InputError("ridge", f"expected a list of alphas > 0, got {list(alphas)!r}")
+    unique = np.unique(groups)
+    if len(unique) < 2:
+        raise InputError("ridge", "choosing alpha needs windows from at least 2 articles")
+    rng = np.random.default_rng(seed)
+    n_hold = min(len(unique) - 1, max(1, int(round(holdout_fraction * len(unique)))))
+    held = np.isin(groups, rng.permutation(unique)[:n_hold])
+    n, length, dim = contexts.shape
+    flat = contexts.reshape(n, length * dim)
+    system = _RidgeSystem(flat[~held], targets[~held])
+    x_hold = flat[held].astype(np.float64) - system.x_mean
+    t_hold = l2_normalize(targets[held])
+    scores: dict[float, float] = {}
+    for alpha in alphas:
+        pred = l2_normalize(x_hold @ system.solve(alpha) + system.y_mean)
+        scores[float(alpha)] = float(np.mean(np.sum(pred * t_hold, axis=1)))
+    best = max(scores, key=lambda a: scores[a])
+    return best, scores

@@ -19,11 +19,11 @@ order) with a cap, so a few long articles cannot dominate a number.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
-from .baselines import BASELINES, RidgeBaseline
+from .baselines import BASELINES, RidgeBaseline, select_ridge_alpha
 from .errors import InputError
 from .metrics import prediction_metrics
 from .store import ArticleStore, l2_normalize
@@ -91,6 +91,25 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
     centre = (p + z * z / (2 * n)) / denom
     half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
     return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def clustered_interval(correct: np.ndarray, clusters: np.ndarray, z: float = Z95) -> tuple[float, float]:
+    """p +- z se with the cluster-robust standard error of a proportion.
+
+    Decisions from one article are not independent; summing residuals inside each article
+    before squaring (se = sqrt(sum_a (sum_i in a (c_i - p))^2) / n) widens the interval as much
+    as the articles disagree with each other. With one decision per cluster it is the usual
+    normal interval.
+    """
+    correct = np.asarray(correct, dtype=np.float64)
+    n = len(correct)
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p = float(correct.mean())
+    _, inverse = np.unique(np.asarray(clusters), return_inverse=True)
+    per_cluster = np.bincount(inverse, weights=correct - p)
+    se = math.sqrt(float(np.sum(per_cluster ** 2))) / n
+    return (max(0.0, p - z * se), min(1.0, p + z * se))
 
 
 def part_windows(store: ArticleStore, split: Split, part: str, context_len: int) -> Windows:
@@ -177,11 +196,11 @@ def pair_features(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.concatenate([a, b, a * b, a - b], axis=1)
 
 
-def _adjacent_pairs(store: ArticleStore, positions: np.ndarray, max_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(x_t, x_{t+1}) for adjacent chunks inside articles, sampled spread across articles."""
+def _adjacent_pairs(store: ArticleStore, positions: np.ndarray, max_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x_t, x_{t+1}, article) for adjacent chunks inside articles, sampled spread across articles."""
     wins = make_windows(store, positions, context_len=1)  # target t, context t-1: one adjacent pair
     wins = sample_windows(wins, max_pairs, seed)
-    return store.gather(wins.last_rows), store.gather(wins.target_rows)
+    return store.gather(wins.last_rows), store.gather(wins.target_rows), wins.article_pos
 
 
 def _fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, max_iter: int) -> tuple[np.ndarray, float]:
@@ -213,13 +232,14 @@ def pair_order_probe(
 
     Accuracy near 0.5 (the interval covers it) means the embedding carries no linear trace of
     order; clearly above 0.5 means direction is there to be learned. Features are standardised
-    with the training statistics. The interval assumes independent decisions; pairs from one
-    article are not quite independent, so read it as a lower bound on the uncertainty.
+    with the training statistics. `ci95` is the Wilson interval, which treats every decision as
+    independent; `ci95_by_article` allows for decisions of one article agreeing with each other,
+    and the verdict follows it.
     """
     if part == train_part:
         raise InputError("diagnose", f"the probe is scored on held-out articles: part {part!r} must differ from train part {train_part!r}")
-    a_tr, b_tr = _adjacent_pairs(store, split.positions(store, train_part), max_pairs, seed)
-    a_ev, b_ev = _adjacent_pairs(store, split.positions(store, part), max_pairs, seed + 1)
+    a_tr, b_tr, _ = _adjacent_pairs(store, split.positions(store, train_part), max_pairs, seed)
+    a_ev, b_ev, art_ev = _adjacent_pairs(store, split.positions(store, part), max_pairs, seed + 1)
     if len(a_tr) < 2 or len(a_ev) < 1:
         raise InputError(str(store.path), f"the pair-order probe needs adjacent chunks in parts {train_part!r} and {part!r}")
     x_tr = np.concatenate([pair_features(a_tr, b_tr), pair_features(b_tr, a_tr)])
@@ -231,14 +251,17 @@ def pair_order_probe(
         return ((pair_features(a, b_) - mean) / std) @ w + b
 
     fwd, rev = score(a_ev, b_ev), score(b_ev, a_ev)
-    correct = int(np.sum(fwd > 0) + np.sum(rev <= 0))
-    n = 2 * len(a_ev)
+    decisions = np.r_[fwd > 0, rev <= 0]
+    correct, n = int(decisions.sum()), len(decisions)
     lo, hi = wilson_interval(correct, n)
+    alo, ahi = clustered_interval(decisions, np.r_[art_ev, art_ev])
     train_acc = float(np.mean(((np.r_[score(a_tr, b_tr), score(b_tr, a_tr)]) > 0) == (y_tr > 0.5)))
     acc = correct / n
-    if lo > 0.5:
-        verdict = "order is detectable (interval above chance)"
-    elif hi < 0.5:
+    if alo > 0.5:
+        verdict = "order is detectable (interval by article above chance)"
+    elif lo > 0.5:
+        verdict = "weak: above chance only if pairs were independent (the interval by article covers 0.5)"
+    elif ahi < 0.5:
         verdict = "below chance (the held-out part reads in the opposite order to train?)"
     else:
         verdict = "no evidence of order (interval covers chance)"
@@ -250,6 +273,8 @@ def pair_order_probe(
         "decisions": n,
         "accuracy": acc,
         "ci95": [lo, hi],
+        "ci95_by_article": [alo, ahi],
+        "eval_articles": int(len(np.unique(art_ev))),
         "chance": 0.5,
         "pairwise_accuracy": float(np.mean(fwd > rev)),
         "train_accuracy": train_acc,
@@ -260,25 +285,37 @@ def pair_order_probe(
 
 # ---- baselines ---------------------------------------------------------------------------
 
-def baseline_predictions(
-    store: ArticleStore, split: Split, eval_windows: Windows, *, context_len: int, train_part: str = "train",
-    ridge_alpha: float = 1.0, ridge_max_train: int = 20000, seed: int = 0,
-) -> dict[str, np.ndarray]:
-    """Predictions of every baseline for `eval_windows`; ridge is fitted on train windows."""
-    ctx, _ = eval_windows.batch()
-    preds = {name: fn(ctx) for name, fn in BASELINES.items() if context_len >= 2 or name != "linear_extrapolation"}
-    if ridge_alpha > 0 and train_part in split.parts:
-        train = part_windows(store, split, train_part, context_len)
-        _require_windows(train, store, train_part, context_len)
-        train = sample_windows(train, ridge_max_train, seed)
-        t_ctx, t_tgt = train.batch()
-        preds["ridge"] = RidgeBaseline().fit(t_ctx, t_tgt, alpha=ridge_alpha).predict(ctx)
-    return preds
+DEFAULT_RIDGE_ALPHAS = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
+
+
+def fit_ridge_on_part(
+    store: ArticleStore, split: Split, *, context_len: int, train_part: str = "train", ridge_alpha: float = 0.0,
+    ridge_alphas: Sequence[float] = DEFAULT_RIDGE_ALPHAS, ridge_max_train: int = 20000, seed: int = 0,
+) -> tuple[RidgeBaseline, dict[str, Any]]:
+    """Ridge fitted on (a spread sample of) the windows of `train_part`.
+
+    ridge_alpha > 0 uses that penalty; 0 picks one from `ridge_alphas` on held-out train articles
+    (never on the part being evaluated). Returns the fit and a record of how it was made.
+    """
+    train = part_windows(store, split, train_part, context_len)
+    _require_windows(train, store, train_part, context_len)
+    train = sample_windows(train, ridge_max_train, seed)
+    t_ctx, t_tgt = train.batch()
+    record: dict[str, Any] = {"fitted_on": train_part, "train_windows": len(train)}
+    alpha = ridge_alpha
+    if not alpha > 0:
+        alpha, scores = select_ridge_alpha(t_ctx, t_tgt, train.article_pos, ridge_alphas, seed=seed)
+        record["held_out_train_cos"] = {f"{a:g}": c for a, c in scores.items()}
+    record["alpha"] = alpha
+    fit = RidgeBaseline().fit(t_ctx, t_tgt, alpha=alpha)
+    record["form"] = fit.form
+    return fit, record
 
 
 def baseline_metrics(
     store: ArticleStore, split: Split, *, context_len: int, part: str = "val", train_part: str = "train",
-    max_samples: int = 5000, ridge_alpha: float = 1.0, ridge_max_train: int = 20000, seed: int = 0,
+    max_samples: int = 5000, ridge: bool = True, ridge_alpha: float = 0.0,
+    ridge_alphas: Sequence[float] = DEFAULT_RIDGE_ALPHAS, ridge_max_train: int = 20000, seed: int = 0,
 ) -> dict[str, Any]:
     """cos, margin over c_last, and within-article rank (with chance) of each baseline on a part."""
     if part == train_part:
@@ -286,14 +323,20 @@ def baseline_metrics(
     wins = part_windows(store, split, part, context_len)
     _require_windows(wins, store, part, context_len)
     wins = sample_windows(wins, max_samples, seed)
-    preds = baseline_predictions(store, split, wins, context_len=context_len, train_part=train_part,
-                                 ridge_alpha=ridge_alpha, ridge_max_train=ridge_max_train, seed=seed)
+    ctx, _ = wins.batch()
+    preds = {name: fn(ctx) for name, fn in BASELINES.items() if context_len >= 2 or name != "linear_extrapolation"}
+    record = None
+    if ridge:
+        fit, record = fit_ridge_on_part(store, split, context_len=context_len, train_part=train_part,
+                                        ridge_alpha=ridge_alpha, ridge_alphas=ridge_alphas,
+                                        ridge_max_train=ridge_max_train, seed=seed)
+        preds["ridge"] = fit.predict(ctx)
     table = {name: prediction_metrics(store, p, wins.target_rows, context_len=context_len) for name, p in preds.items()}
     return jsonable({
         "part": part,
         "windows": len(wins),
         "articles": int(len(np.unique(wins.article_pos))),
-        "ridge": {"alpha": ridge_alpha, "fitted_on": train_part} if "ridge" in preds else None,
+        "ridge": record,
         "baselines": table,
     })
 

@@ -48,7 +48,9 @@ def register_diagnostics(register):
         "baselines", d.baseline_metrics,
         description="copy-last, context mean, linear extrapolation and ridge: cos, margin, within-article rank",
         params=(_PART, _TRAIN, _SAMPLES,
-                Param("ridge_alpha", "float", 1.0, "ridge penalty (0 skips ridge)", min=0.0),
+                Param("ridge", "bool", True, "fit and score the ridge baseline"),
+                Param("ridge_alpha", "float", 0.0, "ridge penalty; 0 chooses one of ridge_alphas on held-out train articles", min=0.0),
+                Param("ridge_alphas", "list", list(d.DEFAULT_RIDGE_ALPHAS), "penalties tried when ridge_alpha is 0"),
                 Param("ridge_max_train", "int", 20000, "most train windows the ridge is fitted on", min=1),
                 _SEED),
     )

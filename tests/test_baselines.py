@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from lvm_core.baselines import BASELINES, RidgeBaseline, context_mean, copy_last, linear_extrapolation
+from lvm_core.baselines import (BASELINES, RidgeBaseline, context_mean, copy_last, linear_extrapolation,
+                                select_ridge_alpha)
 from lvm_core.errors import InputError
 
 S2 = np.sqrt(2.0)
@@ -118,3 +119,38 @@ def test_ridge_rejects_bad_input():
     r = RidgeBaseline().fit(ctx, np.zeros((4, 3)))
     with pytest.raises(InputError, match="as fitted"):
         r.predict(np.zeros((1, 5, 3)))
+
+
+def test_select_ridge_alpha_scores_are_held_out_fits():
+    # two articles: one is held out; each score is the mean cosine of a fit on the other one
+    rng = np.random.default_rng(5)
+    ctx, tgt = rng.normal(size=(40, 2, 3)), rng.normal(size=(40, 3))
+    groups = np.repeat([0, 1], 20)
+    best, scores = select_ridge_alpha(ctx, tgt, groups, alphas=(0.5, 5.0), seed=0)
+    options = []
+    for held in (0, 1):
+        fit_on, test_on = groups != held, groups == held
+        options.append({a: float(np.mean(np.sum(RidgeBaseline().fit(ctx[fit_on], tgt[fit_on], a).predict(ctx[test_on])
+                                                 * tgt[test_on] / np.linalg.norm(tgt[test_on], axis=1, keepdims=True), axis=1)))
+                        for a in (0.5, 5.0)})
+    assert any(all(scores[a] == pytest.approx(o[a], abs=1e-5) for a in o) for o in options)
+    assert scores[best] == max(scores.values())
+
+
+def test_select_ridge_alpha_prefers_little_penalty_for_a_linear_target_and_much_for_noise():
+    rng = np.random.default_rng(6)
+    ctx = rng.normal(size=(300, 2, 4))
+    groups = np.arange(300) // 10
+    linear = ctx.reshape(300, 8) @ rng.normal(size=(8, 4))
+    assert select_ridge_alpha(ctx, linear, groups, alphas=(0.01, 100.0, 10000.0))[0] == 0.01
+    # targets unrelated to the context, around one mean direction: shrinking to the mean wins
+    noise = np.array([3.0, 0, 0, 0]) + rng.normal(size=(300, 4))
+    assert select_ridge_alpha(ctx, noise, groups, alphas=(0.01, 100.0, 10000.0))[0] == 10000.0
+
+
+def test_select_ridge_alpha_rejects_bad_input():
+    ctx, tgt = np.zeros((4, 2, 3)), np.zeros((4, 3))
+    with pytest.raises(InputError, match="alphas > 0"):
+        select_ridge_alpha(ctx, tgt, np.array([0, 0, 1, 1]), alphas=(1.0, "x"))
+    with pytest.raises(InputError, match="at least 2 articles"):
+        select_ridge_alpha(ctx, tgt, np.zeros(4))

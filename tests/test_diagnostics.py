@@ -59,6 +59,21 @@ def test_spread_sample_takes_every_article_before_a_second_chunk():
     np.testing.assert_array_equal(d.spread_sample(groups[:5], 10, seed=0), np.arange(5))
 
 
+def test_clustered_interval_by_hand():
+    # articles all right / all wrong / split: p = 0.5, residual sums +1, -1, 0 -> se = sqrt(2)/6
+    lo, hi = d.clustered_interval(np.array([1, 1, 0, 0, 1, 0]), np.array([7, 7, 9, 9, 4, 4]))
+    assert lo == pytest.approx(0.5 - d.Z95 * np.sqrt(2) / 6) and hi == pytest.approx(0.5 + d.Z95 * np.sqrt(2) / 6)
+    # p = 5/8; residual sums per article: 3 (3/8); 2 (-5/8) + 3/8; 3/8 - 5/8
+    c, g = np.array([1, 1, 1, 0, 0, 1, 1, 0]), np.array([1, 1, 1, 2, 2, 2, 3, 3])
+    sums = [3 * 3 / 8, 2 * (-5 / 8) + 3 / 8, 3 / 8 - 5 / 8]  # 9/8, -7/8, -2/8
+    se = np.sqrt(sum(x * x for x in sums)) / 8
+    lo, hi = d.clustered_interval(c, g)
+    assert lo == pytest.approx(5 / 8 - d.Z95 * se) and hi == pytest.approx(5 / 8 + d.Z95 * se)
+    # one decision per cluster: the usual normal interval, sqrt(p (1 - p) / n)
+    lo, hi = d.clustered_interval(np.array([1, 0, 1, 1]), np.arange(4))
+    assert lo == pytest.approx(0.75 - d.Z95 * np.sqrt(0.75 * 0.25 / 4))
+
+
 def test_jsonable_turns_nan_into_none():
     assert d.jsonable({"a": np.float32(np.nan), "b": [np.int64(3), np.float64(0.5)], "c": np.bool_(True)}) == \
         {"a": None, "b": [3, 0.5], "c": True}
@@ -125,7 +140,8 @@ def test_probe_detects_order_where_it_is_learnable_and_the_offset_profile_stays_
     store, split = _sequence_store(tmp_path / "dir", directed=True)
     probe = d.pair_order_probe(store, split, context_len=5)
     assert probe["decisions"] == 2 * probe["eval_pairs"] == 2 * 30 * 15
-    assert probe["accuracy"] > 0.8 and probe["ci95"][0] > 0.5
+    assert probe["accuracy"] > 0.8 and probe["ci95"][0] > 0.5 and probe["ci95_by_article"][0] > 0.5
+    assert probe["eval_articles"] == 30
     assert probe["verdict"].startswith("order is detectable")
     prof = d.direction_profile(store, split, context_len=5)["offset_profile"]
     assert prof["max_asymmetry"] == pytest.approx(0.0, abs=1e-6)  # the offset profile cannot see it
@@ -136,6 +152,7 @@ def test_probe_finds_no_order_in_a_time_reversible_sequence(tmp_path):
     probe = d.pair_order_probe(store, split, context_len=5)
     lo, hi = probe["ci95"]
     assert lo < 0.5 < hi and abs(probe["accuracy"] - 0.5) < 0.06
+    assert probe["ci95_by_article"][0] <= lo  # allowing for articles only widens the interval
     assert probe["verdict"].startswith("no evidence")
 
 
@@ -150,8 +167,8 @@ def test_probe_refuses_to_score_on_its_training_part(hand_store):
 def test_copy_last_baseline_by_hand(tmp_path):
     x2 = (E1 + 2 * E2) / S5
     rng = np.random.default_rng(1)
-    store = _store(tmp_path / "one", [[E1, E2, x2, E3], list(rng.normal(size=(8, 3)))])
-    split = Split({"val": np.array([0]), "train": np.array([1])}, {"kind": "hand"})
+    store = _store(tmp_path / "one", [[E1, E2, x2, E3], list(rng.normal(size=(8, 3))), list(rng.normal(size=(7, 3)))])
+    split = Split({"val": np.array([0]), "train": np.array([1, 2])}, {"kind": "hand"})
     r = d.baseline_metrics(store, split, context_len=2, part="val")
     cl = r["baselines"]["copy_last"]
     # windows: (e1, e2) -> x2 predicts e2: cos 2/sqrt5; (e2, x2) -> e3 predicts x2: cos 0
@@ -163,13 +180,15 @@ def test_copy_last_baseline_by_hand(tmp_path):
     # linear extrapolation: 2 e2 - e1 -> cos with x2 = (-1 + 4) / (sqrt5 sqrt5) = 0.6; 2 x2 - e2 vs e3 = 0
     assert r["baselines"]["linear_extrapolation"]["cos"] == pytest.approx(0.3, abs=1e-6)
     assert set(r["baselines"]) == {"copy_last", "context_mean", "linear_extrapolation", "ridge"}
-    assert r["ridge"] == {"alpha": 1.0, "fitted_on": "train"}
+    assert r["ridge"]["fitted_on"] == "train" and r["ridge"]["train_windows"] == 6 + 5
+    assert r["ridge"]["alpha"] in d.DEFAULT_RIDGE_ALPHAS and len(r["ridge"]["held_out_train_cos"]) == 6
 
 
 def test_baselines_equal_a_direct_recomputation(tmp_path):
     store = make_tiny_store(tmp_path / "t", lengths=(9, 12, 8, 10, 11, 7), dim=8)
     split = split_by_fractions(store, {"train": 0.5, "val": 0.5}, seed=3)
     r = d.baseline_metrics(store, split, context_len=3, ridge_alpha=0.5)
+    assert r["ridge"]["alpha"] == 0.5 and "held_out_train_cos" not in r["ridge"]
     wins = make_windows(store, split.positions(store, "val"), 3)
     ctx, _ = wins.batch()
     train_ctx, train_tgt = make_windows(store, split.positions(store, "train"), 3).batch()
@@ -181,9 +200,9 @@ def test_baselines_equal_a_direct_recomputation(tmp_path):
             assert r["baselines"][name][key] == pytest.approx(value, abs=1e-6), (name, key)
 
 
-def test_ridge_alpha_zero_skips_ridge(hand_store):
+def test_ridge_can_be_left_out(hand_store):
     store, split = hand_store
-    r = d.baseline_metrics(store, split, context_len=2, ridge_alpha=0.0)
+    r = d.baseline_metrics(store, split, context_len=2, ridge=False)
     assert "ridge" not in r["baselines"] and r["ridge"] is None
 
 
@@ -245,6 +264,7 @@ def test_diagnose_writes_json_and_report(tmp_path, capsys):
 @pytest.mark.parametrize("extra, message", [
     (["--only", "baseline"], "unknown diagnostic 'baseline'"),
     (["--set", "baselines.ridge_alpha=-1"], "expected >= 0.0"),
+    (["--set", "baselines.ridge_alphas=[1, -2]"], "expected a list of alphas > 0"),
     (["--set", "baselines.nope=1"], "unknown parameter"),
     (["--set", "nodot=1"], "expected NAME.KEY=VALUE"),
     (["--part", "test"], "no split part named 'test'"),
@@ -290,9 +310,12 @@ def test_diagnose_demo_store_end_to_end(tmp_path, capsys):
     wins = make_windows(store, split.positions(store, "val"), 5)
     assert base["windows"] == len(wins) <= 5000  # the whole val part, no sampling
     ctx, _ = wins.batch()
-    t_ctx, t_tgt = d.sample_windows(make_windows(store, split.positions(store, "train"), 5), 20000, 0).batch()
+    t_ctx, t_tgt = make_windows(store, split.positions(store, "train"), 5).batch()
+    assert base["ridge"]["train_windows"] == len(t_ctx) <= 20000  # the whole train part
+    alpha = base["ridge"]["alpha"]
+    assert base["ridge"]["held_out_train_cos"][f"{alpha:g}"] == max(base["ridge"]["held_out_train_cos"].values())
     preds = {n: f(ctx) for n, f in BASELINES.items()}
-    preds["ridge"] = RidgeBaseline().fit(t_ctx, t_tgt, alpha=1.0).predict(ctx)
+    preds["ridge"] = RidgeBaseline().fit(t_ctx, t_tgt, alpha=alpha).predict(ctx)
     for name, p in preds.items():
         want = prediction_metrics(store, p, wins.target_rows, context_len=5)
         for key in ("cos", "margin", "R@1", "MRR", "chance_R@1"):
