@@ -226,7 +226,7 @@ def _fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, max_iter: int) -> tup
 
 def pair_order_probe(
     store: ArticleStore, split: Split, *, context_len: int, part: str = "val", train_part: str = "train",
-    max_pairs: int = 20000, l2: float = 1e-3, max_iter: int = 200, seed: int = 0,
+    max_pairs: int = 20000, l2: float = 1e-2, max_iter: int = 200, seed: int = 0,
 ) -> dict[str, Any]:
     """Can a linear classifier tell (x_t, x_{t+1}) from (x_{t+1}, x_t) on articles it never saw?
 

@@ -40,7 +40,7 @@ def register_diagnostics(register):
         description="logistic probe of (x_t, x_t+1) vs reversed pairs on held-out articles: can order be detected?",
         params=(_PART, _TRAIN,
                 Param("max_pairs", "int", 20000, "most adjacent pairs per part (spread across articles)", min=1),
-                Param("l2", "float", 1e-3, "L2 penalty of the logistic regression", min=0.0),
+                Param("l2", "float", 1e-2, "L2 penalty of the logistic regression", min=0.0),
                 Param("max_iter", "int", 200, "L-BFGS iterations", min=1),
                 _SEED),
     )
