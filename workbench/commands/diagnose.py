@@ -161,14 +161,17 @@ def headline(out: dict[str, Any]) -> list[str]:
                      f"{_fmt(prof['signal_last_minus_first'])} (similarity decay, not direction)")
     probe = diags.get("pair_order_probe")
     if probe:
-        lo, hi = probe["ci95"]
+        lo, hi = probe["ci95_by_article"]
         lines.append(f"pair-order probe on {probe['part']}: accuracy {_fmt(probe['accuracy'])} "
-                     f"[{_fmt(lo)}, {_fmt(hi)}], chance 0.5: {probe['verdict']}")
+                     f"[{_fmt(lo)}, {_fmt(hi)} by article], chance 0.5: {probe['verdict']}")
     base = diags.get("baselines")
     if base:
+        fair = base.get("ranks_without_context_candidates", {})
         for name, m in base["baselines"].items():
+            f = fair.get(name, {})
             lines.append(f"{base['part']} {name:<21} cos {_fmt(m['cos'])}  margin {_fmt(m['margin'])}  "
-                         f"R@1 {_fmt(m['R@1'])} (chance {_fmt(m['chance_R@1'])})")
+                         f"R@1 {_fmt(m['R@1'])} (chance {_fmt(m['chance_R@1'])}; without context "
+                         f"{_fmt(f.get('R@1'))}, chance {_fmt(f.get('chance_R@1'))})")
     return lines
 
 
