@@ -35,7 +35,6 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from .baselines import context_mean, copy_last
 from .errors import InputError, InputErrors
 from .params import resolve_params
 from .store import ArticleStore, l2_normalize
@@ -74,7 +73,17 @@ def torch_predictor(model: Any, device: str | Any = "cpu", batch_size: int = 204
     return predict
 
 
-BASELINE_PREDICTORS: dict[str, Predictor] = {"copy_last": copy_last, "context_mean": context_mean}
+def _copy_last(contexts: np.ndarray) -> np.ndarray:
+    return contexts[:, -1, :]
+
+
+def _context_mean(contexts: np.ndarray) -> np.ndarray:
+    return l2_normalize(contexts.mean(axis=1))
+
+
+#: The battery feeds unit rows (contexts are normalised once per split), so these equal
+#: lvm_core.baselines.copy_last / context_mean without normalising every frame again.
+BASELINE_PREDICTORS: dict[str, Predictor] = {"copy_last": _copy_last, "context_mean": _context_mean}
 
 
 # ---- samples -------------------------------------------------------------------------------
@@ -97,6 +106,7 @@ class SplitSamples:
     subsets: dict[str, np.ndarray] = field(default_factory=dict)
     perms: np.ndarray | None = None
     cross_rows: np.ndarray | None = None
+    _cache: dict[Any, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return int(len(self.rows))
@@ -110,6 +120,21 @@ class SplitSamples:
     def article_end(self) -> np.ndarray:
         """First row after each sample's article (rows below it stay in the article)."""
         return self.store.offsets[self.store.row_article[self.rows] + 1]
+
+    def unit_rows(self, offset: int) -> np.ndarray:
+        """Unit vectors of the chunks `offset` rows after each target (S, D), gathered once and
+        shared by every predictor and gate; past the article's end it repeats its last chunk
+        (only legacy samples outside a gate's subset reach there)."""
+        if offset not in self._cache:
+            rows = np.minimum(self.rows + offset, self.article_end() - 1)
+            self._cache[offset] = l2_normalize(self.store.gather(rows))
+        return self._cache[offset]
+
+    def unit_context(self) -> np.ndarray:
+        """The contexts (S, L, D) with unit rows, gathered once."""
+        if "context" not in self._cache:
+            self._cache["context"] = l2_normalize(self.store.gather(self.context_rows()))
+        return self._cache["context"]
 
 
 def _eligible(store: ArticleStore, rows: np.ndarray, lo: int, hi: int) -> np.ndarray:
@@ -252,17 +277,15 @@ def build_variant(name: str, ctx: np.ndarray, s: SplitSamples) -> np.ndarray | N
             return out
         if s.cross_rows is None:
             return None
-        out[:, -1] = s.store.gather(s.cross_rows)
+        out[:, -1] = l2_normalize(s.store.gather(s.cross_rows))
         return out
     raise KeyError(name)
 
 
-def oracle_rows(name: str, s: SplitSamples) -> np.ndarray:
-    """Rows the oracle returns for a variant: the true next chunk of the input it was given."""
-    if name.startswith("rollout_"):
-        h = int(name[len("rollout_"):])
-        return np.minimum(s.rows + h - 1, s.article_end() - 1)
-    return s.rows
+def oracle_offset(name: str) -> int:
+    """Offset from the target of what the oracle returns: the true next chunk of its input
+    (the target for base and ablations, l + h at rollout step h)."""
+    return int(name[len("rollout_"):]) - 1 if name.startswith("rollout_") else 0
 
 
 @dataclass
@@ -284,7 +307,7 @@ def predict_split(predictor: Predictor | str, s: SplitSamples, variants: Iterabl
     "oracle"). Rollout step h (`rollout_h`) feeds step h-1's predictions back in."""
     wanted = list(dict.fromkeys(variants))
     if ctx is None:
-        ctx = s.store.gather(s.context_rows())
+        ctx = s.unit_context()
     is_oracle = predictor == "oracle"
     fn = BASELINE_PREDICTORS.get(predictor, predictor) if isinstance(predictor, str) else predictor
     if isinstance(fn, str) and not is_oracle:
@@ -292,7 +315,7 @@ def predict_split(predictor: Predictor | str, s: SplitSamples, variants: Iterabl
 
     def run(name: str, x: np.ndarray | None) -> np.ndarray | None:
         if is_oracle:
-            return s.store.gather(oracle_rows(name, s))
+            return s.unit_rows(oracle_offset(name))
         if x is None:
             return None
         pred = np.asarray(fn(x), dtype=np.float32)
@@ -535,7 +558,7 @@ def run_battery(
         t0 = time.perf_counter()
         s = draw_samples(split, store, rows, samples=samples, horizon=horizon, context_len=context_len,
                          seed=seed, legacy=legacy)
-        ctx = store.gather(s.context_rows())
+        ctx = s.unit_context()
         split_info[split] = {
             "store": str(store.path),
             "samples": len(s),

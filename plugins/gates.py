@@ -13,10 +13,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from lvm_core.evaluation import OFFSETS, Check, SplitPredictions, Verdict, split_kind
-from lvm_core.metrics import rank_summary, within_article_ranks
-from lvm_core.params import Param
+from lvm_core.evaluation import OFFSETS, Check, SplitPredictions, SplitSamples, Verdict, split_kind
+from lvm_core.metrics import rank_summary
 from lvm_core.store import l2_normalize
+from lvm_core.params import Param
 from workbench import hookimpl
 
 NAN = float("nan")
@@ -27,7 +27,8 @@ def _mean(x: np.ndarray) -> float:
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.sum(l2_normalize(a) * l2_normalize(b), axis=-1)
+    """Row-wise cosine of unit rows (predictions and SplitSamples.unit_rows are unit already)."""
+    return np.einsum("ij,ij->i", a, b)
 
 
 def _split_params(metric_defaults: Mapping[str, tuple[float, float, str]]) -> tuple[Param, ...]:
@@ -37,6 +38,43 @@ def _split_params(metric_defaults: Mapping[str, tuple[float, float, str]]) -> tu
         out.append(Param(f"val.{metric}", "float", val, f"{help_} (VAL and every split not named ood)"))
         out.append(Param(f"ood.{metric}", "float", ood, f"{help_} (the OOD split)"))
     return tuple(out)
+
+
+def _article_blocks(s: SplitSamples, idx: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per article of the samples idx: (positions in idx, target position in the article, unit
+    chunk vectors of the article); cached on the split, so every predictor reuses them."""
+    key = ("article_blocks", idx.tobytes())
+    if key not in s._cache:
+        store, rows = s.store, s.rows[idx]
+        art = store.row_article[rows]
+        order = np.argsort(art, kind="stable")
+        cuts = np.r_[0, np.nonzero(np.diff(art[order]))[0] + 1, len(order)]
+        blocks = []
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            members = order[a:b]
+            sl = store.rows_of(int(art[members[0]]))
+            blocks.append((members, rows[members] - sl.start, l2_normalize(store.gather(np.arange(sl.start, sl.stop)))))
+        s._cache[key] = blocks
+    return s._cache[key]
+
+
+def within_article_ranks_both(s: SplitSamples, idx: np.ndarray, pred: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Ranks of the targets among their article's chunks, for the whole article and for the
+    article without the L context chunks, from one product per article (same rule as
+    lvm_core.metrics.within_article_ranks: rank = 1 + #{candidates strictly more similar})."""
+    n = len(idx)
+    rank_all, rank_open = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    n_all, n_open = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    L = s.context_len
+    for members, local_t, cand in _article_blocks(s, idx):
+        sims = pred[members] @ cand.T
+        better = sims > sims[np.arange(len(members)), local_t][:, None]
+        ctx_cols = local_t[:, None] - np.arange(1, L + 1)[None, :]  # always inside: windows have full contexts
+        rank_all[members] = 1 + better.sum(axis=1)
+        rank_open[members] = rank_all[members] - np.take_along_axis(better, ctx_cols, axis=1).sum(axis=1)
+        n_all[members] = cand.shape[0]
+        n_open[members] = cand.shape[0] - L
+    return {"article": (rank_all, n_all), "without_context": (rank_open, n_open)}
 
 
 class _SplitThresholdGate:
@@ -71,9 +109,9 @@ class OffsetSweep(_SplitThresholdGate):
         s = preds.samples
         idx = s.subset(self.key)
         pred = preds["base"][idx]
-        # ours: anchor = last context row, so k = +1 is the target; legacy: anchor = target row
-        anchor = s.rows[idx] if s.legacy else s.rows[idx] - 1
-        means = {k: _mean(_cos(pred, s.store.gather(anchor + k))) for k in OFFSETS}
+        # ours: anchor = last context row (target - 1), so k = +1 is the target; legacy: the target
+        shift = 0 if s.legacy else -1
+        means = {k: _mean(_cos(pred, s.unit_rows(k + shift)[idx])) for k in OFFSETS}
         others = [v for k, v in means.items() if k != 1]
         out = {f"k={k:+d}" if k else "k=0": v for k, v in means.items()}
         out["mean_plus1"] = means[1]
@@ -104,8 +142,7 @@ class Retrieval(_SplitThresholdGate):
         s = preds.samples
         idx = s.subset(self.key)
         out: dict[str, float] = {}
-        for label, exclude in (("article", 0), ("without_context", s.context_len)):
-            ranks, n = within_article_ranks(s.store, preds["base"][idx], s.rows[idx], exclude_context=exclude)
+        for label, (ranks, n) in within_article_ranks_both(s, idx, preds["base"][idx]).items():
             for name, value in rank_summary(ranks, n).items():
                 out[f"{label}/{name}"] = value
         chosen = "article" if s.legacy else self.thresholds.get("candidates", "without_context")
@@ -140,7 +177,7 @@ class Ablations:
     def measure(self, preds: SplitPredictions) -> dict[str, float]:
         s = preds.samples
         idx = s.subset(self.key)
-        target = s.store.gather(s.rows[idx])
+        target = s.unit_rows(0)[idx]
         base = _cos(preds["base"][idx], target)
 
         def delta(name: str) -> np.ndarray | None:
@@ -181,12 +218,11 @@ class Rollout(_SplitThresholdGate):
     def measure(self, preds: SplitPredictions) -> dict[str, float]:
         s = preds.samples
         idx = s.subset(self.key)
-        rows = s.rows[idx]
         out: dict[str, float] = {}
         per_step = []
         for h in range(1, s.horizon + 1):
-            truth = rows + h if s.legacy else rows + h - 1  # legacy scored step h against t + h
-            c = _cos(preds[f"rollout_{h}"][idx], s.store.gather(truth))
+            truth = s.unit_rows(h if s.legacy else h - 1)[idx]  # legacy scored step h against t + h
+            c = _cos(preds[f"rollout_{h}"][idx], truth)
             per_step.append(c)
             out[f"cos@h={h}"] = _mean(c)
         out["avg_cos"] = _mean(np.mean(np.stack(per_step), axis=0)) if len(idx) else NAN
@@ -215,9 +251,9 @@ class CoherenceBins:
     def measure(self, preds: SplitPredictions) -> dict[str, float]:
         s = preds.samples
         idx = s.subset(self.key)
-        ctx = l2_normalize(s.store.gather(s.context_rows()[idx]))
+        ctx = s.unit_context()[idx]
         coherence = np.mean(np.sum(ctx[:, :-1] * ctx[:, 1:], axis=-1), axis=1) if len(idx) else np.zeros(0)
-        c = _cos(preds["base"][idx], s.store.gather(s.rows[idx]))
+        c = _cos(preds["base"][idx], s.unit_rows(0)[idx])
         low, high = float(self.thresholds["low"]), float(self.thresholds["high"])
         bins = {"low": coherence < low, "normal": (coherence >= low) & (coherence <= high), "high": coherence > high}
         out: dict[str, float] = {}

@@ -11,7 +11,7 @@ from lvm_core.errors import InputError
 from lvm_core.evaluation import (
     build_variant, draw_samples, predict_split, run_battery, spread_sample, _non_identity_perms,
 )
-from lvm_core.store import write_store
+from lvm_core.store import l2_normalize, write_store
 from lvm_core.windows import make_windows
 from tests._gates_helpers import basis_store, default_gates, next_of_last, walk_store
 
@@ -107,9 +107,9 @@ def test_cross_article_swap_takes_a_chunk_of_another_article(walk):
     s = draw_samples("val", walk, rows, samples=80, horizon=5, context_len=5, seed=1, legacy=False)
     own = walk.row_article[s.rows]
     assert np.all(walk.row_article[s.cross_rows] != own)
-    ctx = walk.gather(s.context_rows())
+    ctx = s.unit_context()
     x = build_variant("cross_article", ctx, s)
-    assert np.array_equal(x[:, -1], walk.gather(s.cross_rows)) and np.array_equal(x[:, :-1], ctx[:, :-1])
+    assert np.allclose(x[:, -1], l2_normalize(walk.gather(s.cross_rows))) and np.array_equal(x[:, :-1], ctx[:, :-1])
 
 
 def test_variants_are_built_as_specified():
@@ -225,3 +225,19 @@ def test_a_split_with_no_room_for_the_gates_is_an_input_error(tmp_path):
     store = basis_store(tmp_path / "short", lengths=(7, 8))
     with pytest.raises(InputError, match="no window"):
         run_battery(lambda c: c[:, -1, :], _splits(store), default_gates(), samples=10)
+
+
+def test_batched_ranks_match_the_shared_metric(walk):
+    """Gate B's one-product-per-article ranks equal lvm_core.metrics.within_article_ranks."""
+    from lvm_core.metrics import within_article_ranks
+    from lvm_plugins.gates import within_article_ranks_both
+
+    s = draw_samples("val", walk, make_windows(walk).target_rows, samples=90, horizon=5, context_len=5, seed=2,
+                     legacy=False)
+    idx = np.arange(0, len(s), 2)
+    pred = l2_normalize(np.random.default_rng(4).normal(size=(len(idx), walk.dim)))
+    pred[:5] = walk.gather(s.rows[idx[:5]])  # some exact hits too
+    both = within_article_ranks_both(s, idx, pred)
+    for label, exclude in (("article", 0), ("without_context", 5)):
+        ranks, n = within_article_ranks(walk, pred, s.rows[idx], exclude_context=exclude)
+        assert np.array_equal(both[label][0], ranks) and np.array_equal(both[label][1], n)
