@@ -196,3 +196,5 @@ def test_cli_pools_several_sources_into_one_store(tmp_path, capsys):
     assert corpus["reader"] == "jsonl" and corpus["source"] == [str(a), str(b)]
     assert [p["source"] for p in corpus["parts"]] == [str(a), str(b)]
     assert corpus["parts"][0]["file_sha256"] != corpus["parts"][1]["file_sha256"]
+    assert cli.main(["data", "info", str(out)]) == 0
+    assert f"corpus     jsonl: {a}, {b}\n" in capsys.readouterr().out

@@ -68,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
         if emb.get("pooling"):
             print(f"pooling    {emb['pooling']}")
     if corpus:
-        what = " ".join(str(corpus[k]) for k in ("package", "version") if corpus.get(k)) or corpus.get("source", "?")
+        parts = corpus.get("parts") or [corpus]  # a pooled store lists each source
+        what = ", ".join(" ".join(str(p[k]) for k in ("package", "version") if p.get(k)) or str(p.get("source", "?"))
+                         for p in parts)
         print(f"corpus     {corpus.get('reader', '?')}: {what}")
     print(f"text hash  {info['text_sha256'] or '(no texts)'}")
     print(f"created    {info['created']}")
