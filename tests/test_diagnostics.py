@@ -272,6 +272,7 @@ def test_diagnose_writes_json_and_report(tmp_path, capsys):
     (["--set", "baselines.nope=1"], "unknown parameter"),
     (["--set", "nodot=1"], "expected NAME.KEY=VALUE"),
     (["--part", "test"], "no split part named 'test'"),
+    (["--part", "train"], "scored on held-out articles"),
     (["--split-file", "missing.json"], "no such split file"),
     (["--val-fraction", "1.5"], "expected a fraction"),
 ])

@@ -99,6 +99,9 @@ def _selected(args: argparse.Namespace) -> list[tuple[Item, dict[str, Any]]]:
 
 def _check_parts(split: Split, chosen: list[tuple[Item, dict[str, Any]]], source: str) -> None:
     for item, values in chosen:
+        if "train_part" in values and values.get("part") == values["train_part"]:
+            raise InputError("--part", f"{item.name} learns from part {values['train_part']!r} and is scored on "
+                             f"held-out articles: choose another --part (parts are {sorted(split.parts)})")
         for key in ("part", "train_part"):
             if key in values and values[key] not in split.parts:
                 raise InputError(source, f"{item.name}: no split part named {values[key]!r}; parts are {sorted(split.parts)} "
