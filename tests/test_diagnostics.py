@@ -142,6 +142,7 @@ def test_probe_detects_order_where_it_is_learnable_and_the_offset_profile_stays_
     assert probe["decisions"] == 2 * probe["eval_pairs"] == 2 * 30 * 15
     assert probe["accuracy"] > 0.8 and probe["ci95"][0] > 0.5 and probe["ci95_by_article"][0] > 0.5
     assert probe["eval_articles"] == 30
+    assert probe["accuracy"] == pytest.approx(probe["pairwise_accuracy"], abs=0.01)  # the fit is antisymmetric
     assert probe["verdict"].startswith("order is detectable")
     prof = d.direction_profile(store, split, context_len=5)["offset_profile"]
     assert prof["max_asymmetry"] == pytest.approx(0.0, abs=1e-6)  # the offset profile cannot see it
