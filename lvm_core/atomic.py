@@ -44,6 +44,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        tmp.chmod(0o755)  # mkdtemp makes 0700; a store should be readable like any directory
         old = None
         if path.exists():
             old = path.with_name(f".{path.name}.old")
