@@ -243,7 +243,14 @@ def format_table(rows: list[list[str]], markdown: bool = False) -> str:
 
 
 def write_report(run: RunDir) -> str:
-    """report.md from the files of the run (so it can be rebuilt for any run directory)."""
+    """Write report.md (atomically) and return its text."""
+    text = render_report(run)
+    run.write_text("report.md", text)
+    return text
+
+
+def render_report(run: RunDir) -> str:
+    """The Markdown summary of a run, from its files alone (so any run, even a running one, has one)."""
     info = run.read_json(RUN_JSON)
     metrics = latest_eval(run.read_jsonl(METRICS)).get("metrics", {})
     lines = [f"# Run {info.get('name', run.path.name)}", "",
@@ -278,6 +285,4 @@ def write_report(run: RunDir) -> str:
     if alerts:
         lines += ["", "## Alerts", ""]
         lines += [f"- epoch {a.get('epoch')}, step {a.get('step')}: {a.get('level')} {a.get('code')}: {a.get('message')}" for a in alerts]
-    text = "\n".join(lines) + "\n"
-    run.write_text("report.md", text)
-    return text
+    return "\n".join(lines) + "\n"

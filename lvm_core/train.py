@@ -204,7 +204,7 @@ class BatchSource:
     def batch(self, target_rows: torch.Tensor, epoch: int, step: int) -> Batch:
         ctx_rows = target_rows[:, None] + self.offsets[None, :]
         return Batch(contexts=self.gather(ctx_rows), targets=self.gather(target_rows),
-                     article=self.row_article(target_rows), target_rows=target_rows, epoch=epoch, step=step,
+                     article=self.row_article_t[target_rows], target_rows=target_rows, epoch=epoch, step=step,
                      gather=self.gather, row_article=self.row_article)
 
 
@@ -366,14 +366,14 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
         write_report(run)
         return RunResult(status, step, epoch, best, last_eval, gates_passed, str(run.path), error)
 
-    bad_step = torch.full((), -1, dtype=torch.long, device=dev)  # first step with a non-finite loss
+    last_log_step = step
     in_optimizer_step = False
     try:
         while epoch <= cfg.epochs:
             order = torch.from_numpy(epoch_order(len(train_rows), setup.seed, epoch)).to(dev)
             epoch_rows = train_rows[order]
             t_log, samples_since = time.time(), 0
-            log_sums: dict[str, torch.Tensor] = {}
+            log_sums: dict[str, torch.Tensor] = {}  # running sums on the device, read at log steps
             log_n = 0
             while done_in_epoch < steps_per_epoch:
                 lr = sched.lr_at(step)
@@ -383,19 +383,24 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
                 for micro in range(cfg.grad_accum):
                     start = (done_in_epoch * cfg.grad_accum + micro) * cfg.batch_size
                     batch = source.batch(epoch_rows[start:start + cfg.batch_size], epoch, step)
+                    loss: torch.Tensor | None = None
                     with autocast_bf16(dev, cfg.bf16):
-                        loss = torch.zeros((), device=dev)
                         for term in setup.losses:
-                            parts = term.strategy(batch, model)
-                            for key, value in parts.items():
+                            w = weights[term.name]
+                            for key, value in term.strategy(batch, model).items():
                                 name = f"loss/{term.name}" if key == term.name else f"loss/{term.name}/{key}"
-                                log_sums[name] = log_sums.get(name, 0.0) + value.detach().float()
-                                if not key.startswith(STAT_PREFIX):
-                                    loss = loss + weights[term.name] * value.float()
-                    (loss / cfg.grad_accum).backward()
-                    log_sums["loss"] = log_sums.get("loss", 0.0) + loss.detach()
+                                v = value.detach().float()
+                                log_sums[name] = v if name not in log_sums else log_sums[name] + v
+                                if w != 0.0 and not key.startswith(STAT_PREFIX):
+                                    part = value.float() if w == 1.0 else w * value.float()
+                                    loss = part if loss is None else loss + part
+                    if loss is None:  # every weight is 0 this epoch: nothing to learn from
+                        loss = torch.zeros((), device=dev)
+                    else:
+                        (loss if cfg.grad_accum == 1 else loss / cfg.grad_accum).backward()
+                    v = loss.detach()
+                    log_sums["loss"] = v if "loss" not in log_sums else log_sums["loss"] + v
                     log_n += 1
-                bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss.detach()), step, bad_step)
                 if cfg.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 in_optimizer_step = True
@@ -408,11 +413,13 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
 
                 end_of_epoch = done_in_epoch >= steps_per_epoch
                 if step % cfg.log_every == 0 or end_of_epoch or stop_event.is_set():
-                    values = dict(zip(log_sums, torch.stack([v for v in log_sums.values()]).div(log_n).tolist()))
-                    if int(bad_step) >= 0:
-                        msg = f"non-finite loss at step {int(bad_step)}; stopped, last good checkpoint kept"
+                    values = dict(zip(log_sums, torch.stack(list(log_sums.values())).div(log_n).tolist()))
+                    if not math.isfinite(values["loss"]):  # a NaN or Inf in any step poisons the sum
+                        msg = (f"non-finite loss between step {last_log_step} and step {step}; "
+                               "stopped, the last good checkpoint is kept")
                         emit(Alert(epoch, step, "error", "diverged", msg))
                         return finish("diverged", msg)
+                    last_log_step = step
                     now = time.time()
                     emit(StepLogged(step, epoch, total_steps, {**values, "lr": lr, **{f"w/{k}": w for k, w in weights.items()}},
                                     samples_since / max(now - t_log, 1e-9)))
