@@ -1,0 +1,81 @@
+"""`lvm-workbench runs ls [DIR]` and `runs show RUN`: the runs on disk, read from their files.
+
+There is no database: every run directory describes itself (run.json, metrics.jsonl, gates.json),
+so listing and showing are reads, and a run a headless process is still writing shows as running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from lvm_core.errors import InputError
+from lvm_core.rundir import METRICS, RUN_JSON, RunDir, format_table, latest_eval, render_report
+
+NAME = "runs"
+HELP = "list run directories (runs ls [DIR]) or show one run (runs show RUN)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="runs_action", metavar="ACTION", required=True)
+    ls = sub.add_parser("ls", help="one line per run: status, progress, val cos and margin beside copy-last")
+    ls.add_argument("dir", nargs="?", default="runs", help="folder holding run directories (default: runs)")
+    ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    show = sub.add_parser("show", help="a run's status, data, best checkpoint, last metrics beside the baselines, gates")
+    show.add_argument("run", help="a run directory")
+    show.add_argument("--json", action="store_true", help="print run.json plus the last evaluation as JSON")
+
+
+def _fmt(v: object, spec: str = ".4f") -> str:
+    return "-" if v is None else format(v, spec) if isinstance(v, (int, float)) else str(v)
+
+
+def list_runs(root: Path) -> list[dict]:
+    """A summary of every run directory directly under `root`, newest first."""
+    if not root.is_dir():
+        raise InputError(str(root), "no such folder (runs are written to ./runs by default)")
+    out = []
+    for info_path in sorted(root.glob(f"*/{RUN_JSON}")):
+        run = RunDir(info_path.parent)
+        try:
+            info = run.read_json(RUN_JSON)
+            last = latest_eval(run.read_jsonl(METRICS)).get("metrics", {})
+        except InputError as exc:
+            out.append({"run": run.path.name, "status": f"unreadable ({exc.message})"})
+            continue
+        out.append({"run": run.path.name, "status": info.get("status"), "model": info.get("model"),
+                    "epoch": info.get("epoch"), "epochs": info.get("epochs"), "created": info.get("created"),
+                    "val/cos": last.get("val/cos"), "val/margin": last.get("val/margin"),
+                    "val/R@5": last.get("val/R@5"), "val/copy_last/margin": last.get("val/copy_last/margin"),
+                    "best": (info.get("best") or {}).get("value")})
+    return sorted(out, key=lambda r: r.get("created") or "", reverse=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.runs_action == "ls":
+        rows = list_runs(Path(args.dir))
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        if not rows:
+            print(f"no runs in {args.dir}")
+            return 0
+        table = [["RUN", "STATUS", "MODEL", "EPOCH", "VAL COS", "VAL MARGIN", "R@5", "COPY-LAST MARGIN", "BEST"]]
+        for r in rows:
+            epoch = f"{_fmt(r.get('epoch'), '')}/{_fmt(r.get('epochs'), '')}" if r.get("epochs") else "-"
+            table.append([r["run"], str(r.get("status")), str(r.get("model") or "-"), epoch, _fmt(r.get("val/cos")),
+                          _fmt(r.get("val/margin"), "+.4f"), _fmt(r.get("val/R@5")),
+                          _fmt(r.get("val/copy_last/margin"), "+.4f"), _fmt(r.get("best"))])
+        print(format_table(table))
+        return 0
+
+    path = Path(args.run)
+    rd = RunDir(path)
+    info = rd.read_json(RUN_JSON)
+    last = latest_eval(rd.read_jsonl(METRICS))
+    if args.json:
+        print(json.dumps({"run": info, "last_eval": last}, indent=2))
+        return 0
+    print(render_report(rd), end="")
+    return 0

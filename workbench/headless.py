@@ -1,0 +1,161 @@
+"""`lvm-workbench --run plan.toml`: train a plan without the screen.
+
+Progress goes to stderr (a one-line bar with rate and ETA on a terminal, plain lines otherwise),
+the final table of metrics beside the baselines to stdout. Exit codes (workbench/exit_codes.py):
+0 done, 2 bad input, 3 a required gate failed, 130 interrupted (Ctrl-C saves `last` first; a
+second Ctrl-C aborts at once), 1 a diverged or failed run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator, TextIO
+
+from lvm_core.errors import InputError
+from lvm_core.events import Alert, CheckpointSaved, EvalDone, Event, GatesDone, RunEnded, RunStarted, StepLogged
+from lvm_core.rundir import format_table, metrics_table
+from lvm_core.train import RunResult, train
+
+from . import exit_codes
+from .plugin_host import load_plugins
+from .session import load_plan, load_run_plan, plan_to_dict, prepare_run
+
+BAR_WIDTH = 24
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class ConsoleSink:
+    """Prints trainer events for a person: a redrawn bar on a terminal, plain lines in a log."""
+
+    def __init__(self, stream: TextIO | None = None, tty: bool | None = None) -> None:
+        self.out = stream or sys.stderr
+        self.tty = self.out.isatty() if tty is None else tty
+        self.t0 = time.time()
+        self.first_step: int | None = None
+        self.epochs = 0
+        self.bar_open = False
+
+    def _line(self, text: str) -> None:
+        if self.bar_open:
+            self.out.write("\n")
+            self.bar_open = False
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.t0, self.epochs = event.t, event.epochs
+            resumed = f", resumed from step {event.resumed_from_step}" if event.resumed_from_step is not None else ""
+            self._line(f"run {event.name} -> {event.run_dir}\ndevice {event.device} ({event.device_reason}); "
+                       f"{event.total_steps} steps in {event.epochs} epochs{resumed}")
+            self.first_step = event.resumed_from_step or 0
+        elif isinstance(event, StepLogged):
+            done = event.step - (self.first_step or 0)
+            left = event.total_steps - event.step
+            eta = (event.t - self.t0) / done * left if done > 0 else 0.0
+            loss = event.metrics.get("loss", float("nan"))
+            frac = event.step / max(event.total_steps, 1)
+            text = (f"epoch {event.epoch}/{self.epochs} step {event.step}/{event.total_steps} loss {loss:.4f} "
+                    f"{event.samples_per_s:,.0f} samples/s ETA {_duration(eta)}")
+            if self.tty:
+                filled = int(round(frac * BAR_WIDTH))
+                self.out.write(f"\r[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {frac:4.0%} {text}\x1b[K")
+                self.out.flush()
+                self.bar_open = True
+            else:
+                self._line(text)
+        elif isinstance(event, EvalDone):
+            m = event.metrics
+            parts = [f"epoch {event.epoch} eval:"]
+            for split in ("val", "ood"):
+                if f"{split}/cos" in m:
+                    parts.append(f"{split} cos {m[f'{split}/cos']:.4f} margin {m[f'{split}/margin']:+.4f} "
+                                 f"R@5 {m[f'{split}/R@5']:.3f} (copy-last cos {m.get(f'{split}/copy_last/cos', float('nan')):.4f});")
+            self._line(" ".join(parts))
+        elif isinstance(event, GatesDone):
+            self._line(f"epoch {event.epoch} gates: score {event.score}, {'passed' if event.passed else 'failed'}")
+        elif isinstance(event, CheckpointSaved) and event.tag == "best":
+            self._line(f"  best checkpoint: {event.metric} = {event.value:.4f}")
+        elif isinstance(event, Alert):
+            self._line(f"{'error' if event.level == 'error' else event.level}: [{event.code}] {event.message}")
+        elif isinstance(event, RunEnded):
+            self._line(f"run {event.status} at epoch {event.epoch}, step {event.step} "
+                       f"({_duration(event.t - self.t0)})")
+
+
+@contextmanager
+def stop_on_ctrl_c(stop: threading.Event, out: TextIO) -> Iterator[None]:
+    """First Ctrl-C asks the trainer to stop (it saves `last`); the second one aborts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        out.write("\nstopping: saving the last checkpoint (Ctrl-C again to abort)\n")
+        out.flush()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def final_report(result: RunResult, out: TextIO) -> None:
+    """The table a person reads at the end: the model beside copy-last and the context mean."""
+    rows = metrics_table(result.metrics)
+    out.write(f"\nrun {result.status}: {result.run_dir}\n")
+    if len(rows) > 1:
+        out.write(format_table(rows) + "\n")
+    best = result.best
+    if best.get("value") is not None:
+        out.write(f"best checkpoint: {best['metric']} = {best['value']:.4f} at epoch {best['epoch']} "
+                  f"({result.run_dir}/checkpoints/best.safetensors)\n")
+    if result.gates_passed is not None:
+        out.write(f"gates: {'passed' if result.gates_passed else 'FAILED'} (see {result.run_dir}/gates.json)\n")
+    if result.error:
+        out.write(f"error: {result.error}\n")
+    out.flush()
+
+
+def run_from_args(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """--run PLAN [--run-dir D] [--device X] [--resume RUN_DIR]; returns the exit code."""
+    stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
+    if args.resume:
+        plan = load_run_plan(args.resume)
+        if args.run:
+            given = load_plan(args.run)
+            if plan_to_dict(given) != plan_to_dict(plan):
+                raise InputError(args.run, f"differs from the plan of the run being resumed ({args.resume}/plan.toml); "
+                                           "resume with --resume alone")
+        if args.run_dir:
+            raise InputError("--run-dir", "cannot be combined with --resume (the run continues in its own directory)")
+    else:
+        plan = load_plan(args.run)
+    host = load_plugins(plan.plugins.modules)
+    setup = prepare_run(plan, host, run_dir=args.run_dir, device=args.device, resume=args.resume)
+    stop = threading.Event()
+    with stop_on_ctrl_c(stop, stderr):
+        result = train(setup, [ConsoleSink(stderr)], stop)
+    final_report(result, stdout)
+    if result.status == "stopped":
+        return exit_codes.INTERRUPTED
+    if result.status in ("diverged", "failed"):
+        return exit_codes.ERROR
+    if plan.gates is not None and plan.gates.required and result.gates_passed is False:
+        return exit_codes.GATE_FAILED
+    return exit_codes.OK
