@@ -45,7 +45,6 @@ from .windows import Windows
 
 STAT_PREFIX = "stat/"  # loss terms logged but never added to the loss (plugins/strategies.py)
 EVAL_BASELINES = ("copy_last", "context_mean")
-RUNTIME_METRICS = ("loss", "lr")
 
 
 # ---- configuration ---------------------------------------------------------------------------
@@ -161,7 +160,8 @@ def metric_names(splits: Iterable[str], loss_names: Iterable[str], gates: bool =
     """Names a run is sure to log, for checking select/early-stop metrics before anything runs.
     (Strategies may log more terms; those are accepted at run time.)"""
     per_split = ("cos", "margin", "cos_last", "R@1", "R@5", "MRR")
-    names = {"loss", "lr", *(f"loss/{n}" for n in loss_names)}
+    names = {"loss", *(f"loss/{n}" for n in loss_names)}
+    names |= {f"train/{n}" for n in names}
     for s in splits:
         names |= {f"{s}/{m}" for m in per_split}
         names |= {f"{s}/{b}/{m}" for b in EVAL_BASELINES for m in per_split}
@@ -488,6 +488,7 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
 
 
 def _lookup(metrics: dict[str, float], name: str) -> float:
-    """A metric's value (NaN when the run did not log it)."""
-    v = metrics.get(name)
+    """A metric's value; train averages answer to "loss..." as well as "train/loss...".
+    NaN when the run did not log it (NaN never counts as an improvement)."""
+    v = metrics.get(name, metrics.get(f"train/{name}"))
     return float("nan") if v is None else float(v)

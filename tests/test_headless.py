@@ -146,3 +146,20 @@ def test_raising_plugin_hook_becomes_an_alert_naming_the_plugin(tmp_path):
     alerts = [e for e in setup.run.read_jsonl("events.jsonl") if e["kind"] == "Alert"]
     assert [(a["code"], a["epoch"]) for a in alerts] == [("plugin_error", 1), ("plugin_error", 2)]
     assert "plugin broken_plugin raised in on_epoch_end: RuntimeError: my hook broke" in alerts[0]["message"]
+
+
+def test_console_draws_a_bar_with_rate_and_eta_on_a_terminal_and_lines_otherwise():
+    import io
+
+    from lvm_core.events import RunStarted, StepLogged
+    from workbench.headless import ConsoleSink
+
+    for tty in (True, False):
+        out = io.StringIO()
+        sink = ConsoleSink(out, tty=tty)
+        sink(RunStarted("runs/x", "x", "cpu", "requested cpu", 100, 2, t=1000.0))
+        sink(StepLogged(25, 1, 100, {"loss": 0.5}, 640.0, t=1010.0))
+        text = out.getvalue()
+        # 25 steps in 10 s: 75 steps left take 30 s
+        assert "step 25/100 loss 0.5000 640 samples/s ETA 0:30" in text
+        assert ("\r[######" + "." * 18 + "]  25%" in text) is tty

@@ -161,6 +161,18 @@ def test_split_and_gate_problems(plan_dir, host):
     assert any("gates.thresholds.Z.val.x" in l for l in lines)
 
 
+def test_selecting_on_a_loss_needs_min_mode(plan_dir, host):
+    text = GOOD.replace('select_metric = "val/R@5"', 'select_metric = "loss/mse"\nearly_stop_metric = "train/loss"')
+    with pytest.raises(InputErrors) as err:
+        plan_from_text(text, plan_dir, source="p.toml", host=host)
+    assert err.value.lines() == [
+        "p.toml: line 24: train.select_mode: 'max' would keep the highest loss/mse; set select_mode = \"min\"",
+        "p.toml: line 24: train.early_stop_mode: 'max' would keep the highest train/loss; set early_stop_mode = \"min\""]
+    ok = text.replace('early_stop_metric = "train/loss"', 'early_stop_metric = "train/loss"\nearly_stop_mode = "min"\n'
+                      'select_mode = "min"')
+    assert plan_from_text(ok, plan_dir, host=host).train.select_metric == "loss/mse"
+
+
 def test_toml_syntax_error_names_line_and_column(plan_dir, host):
     with pytest.raises(InputError) as err:
         plan_from_text('name = "x"\n[train]\nepochs = = 3\n', plan_dir, source="p.toml", host=host)

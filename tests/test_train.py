@@ -201,3 +201,11 @@ def test_grad_accumulation_matches_one_big_batch(tmp_path):
         train(setup)
         finals.append(model.lin.weight.detach().clone())
     assert torch.allclose(finals[0], finals[1], atol=1e-6)
+
+
+def test_selection_on_the_train_loss(qstore, tmp_path):
+    loss = LossTerm("scripted", scripted_loss({1: 0.5, 2: 0.3, 3: 0.4}))
+    setup = setup_for(tmp_path, qstore, ConstantModel(), [loss], train_articles=[0], eval_articles=[1], epochs=3,
+                      batch_size=1, select_metric="loss", select_mode="min")
+    best = train(setup).best
+    assert best["epoch"] == 2 and best["value"] == pytest.approx(0.3)

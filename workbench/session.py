@@ -411,6 +411,11 @@ def plan_from_dict(data: Mapping[str, Any], base_dir: str | Path, *, source: str
             hint = f"; did you mean {close[0]!r}?" if close else ""
             c.add(f"train.{key}", f"{metric!r} is not a metric this run logs (e.g. val/margin, val/cos, val/R@5, "
                                   f"loss, train/loss){hint}")
+    for key, mode in (("select_metric", "select_mode"), ("early_stop_metric", "early_stop_mode")):
+        metric = getattr(train, key)
+        if metric.removeprefix("train/").startswith("loss") and "/stat/" not in metric:  # a loss: lower is better
+            c.check(getattr(train, mode) == "min", f"train.{mode}",
+                    f"{getattr(train, mode)!r} would keep the highest {metric}; set {mode} = \"min\"")
     if c.errors:
         raise c.errors[0] if len(c.errors) == 1 else InputErrors(source, c.errors)
     assert data_plan is not None and model is not None
