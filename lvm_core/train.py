@@ -260,6 +260,15 @@ def improved(value: float, best: float | None, mode: str) -> bool:
 
 # ---- the loop --------------------------------------------------------------------------------
 
+def adamw(groups: list[dict[str, Any]], lr: float) -> torch.optim.Optimizer:
+    """AdamW, fused where torch has a fused kernel for the device (on CPU it is ~3x faster than
+    the default for-loop version, a quarter of a step for the reference transformer)."""
+    try:
+        return torch.optim.AdamW(groups, lr=lr, fused=True)
+    except (RuntimeError, ValueError):
+        return torch.optim.AdamW(groups, lr=lr)
+
+
 class _Emitter:
     """Sends each event to the run directory (errors propagate: a run that cannot record itself
     must fail) and to every other sink (a raising sink becomes an Alert, training goes on)."""
@@ -297,9 +306,8 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
     trainable = bool(decay or no_decay)
-    optimizer = (torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                    {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
-                 if trainable else None)
+    optimizer = adamw([{"params": decay, "weight_decay": cfg.weight_decay},
+                       {"params": no_decay, "weight_decay": 0.0}], cfg.lr) if trainable else None
     per_step = cfg.batch_size * cfg.grad_accum
     steps_per_epoch = len(setup.train_windows) // per_step if trainable else 0
     total_steps = steps_per_epoch * cfg.epochs
