@@ -209,3 +209,28 @@ def test_selection_on_the_train_loss(qstore, tmp_path):
                       batch_size=1, select_metric="loss", select_mode="min")
     best = train(setup).best
     assert best["epoch"] == 2 and best["value"] == pytest.approx(0.3)
+
+
+def test_run_directories_are_fresh_or_empty(tmp_path):
+    from lvm_core.errors import InputError
+    from lvm_core.rundir import claim_run_dir, new_run_dir
+
+    a, b = new_run_dir(tmp_path / "runs", "demo"), new_run_dir(tmp_path / "runs", "demo")
+    assert a != b and a.name.startswith("demo-") and b.name.startswith(a.name)  # same second: suffix -2
+    assert claim_run_dir(tmp_path / "new").is_dir()
+    (tmp_path / "new" / "x").write_text("keep me")
+    with pytest.raises(InputError, match="not empty"):
+        claim_run_dir(tmp_path / "new")
+    assert (tmp_path / "new" / "x").read_text() == "keep me"
+
+
+def test_metrics_table_rows_and_missing_values():
+    from lvm_core.rundir import format_table, metrics_table
+
+    m = {"val/cos": 0.5, "val/margin": -0.25, "val/copy_last/cos": 0.75, "val/chance_R@1": 0.125}
+    rows = metrics_table(m)
+    assert rows[0] == ["split", "predictor", "cos", "margin", "R@1", "R@5", "MRR"]
+    assert rows[1][:4] == ["val", "model", "0.5000", "-0.2500"] and rows[1][4] == "-"
+    assert rows[2][:3] == ["val", "copy_last", "0.7500"] and rows[4][:5] == ["val", "chance", "", "", "0.1250"]
+    assert len(rows) == 5  # no ood rows without ood metrics
+    assert format_table(rows, markdown=True).splitlines()[1].startswith("|---")
