@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -32,7 +32,6 @@ import torch
 from torch import nn
 
 from . import baselines
-from .atomic import write_json
 from .batch import Batch
 from .checkpoint import save_checkpoint
 from .device import autocast_bf16, capture_rng_state, restore_rng_state

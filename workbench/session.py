@@ -20,6 +20,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import os
 import platform
 import re
 import sys
@@ -36,7 +37,7 @@ import lvm_core
 from lvm_core import checkpoint as ckpt
 from lvm_core.device import configure_threads, seed_everything, select_device
 from lvm_core.errors import InputError, InputErrors
-from lvm_core.events import Alert, CheckpointSaved, EpochEnded, EvalDone, Event, RunEnded, RunStarted
+from lvm_core.events import CheckpointSaved, EpochEnded, EvalDone, Event, RunEnded, RunStarted
 from lvm_core.params import resolve_params
 from lvm_core.rundir import RunDir, claim_run_dir, iso_time, new_run_dir
 from lvm_core.schedules import LR_SCHEDULES, WeightSchedule, weight_schedule_from_dict
@@ -587,7 +588,7 @@ def plan_to_dict(plan: Plan, *, relative_to: Path | None = None) -> dict[str, An
         try:
             return str(p.relative_to(Path(relative_to).resolve()))
         except ValueError:
-            return str(Path(_relpath(p, Path(relative_to).resolve())))
+            return os.path.relpath(p, Path(relative_to).resolve())
 
     split = {k: v for k, v in dataclasses.asdict(plan.data.split).items() if v is not None}
     data = {"store": path_str(plan.data.store), "context_len": plan.data.context_len, "split": split}
@@ -609,12 +610,6 @@ def plan_to_dict(plan: Plan, *, relative_to: Path | None = None) -> dict[str, An
         out["gates"] = dataclasses.asdict(plan.gates)
     out["plugins"] = {"modules": list(plan.plugins.modules)}
     return _drop_none(out)
-
-
-def _relpath(p: Path, start: Path) -> str:
-    import os
-
-    return os.path.relpath(p, start)
 
 
 def _drop_none(obj: Any) -> Any:
