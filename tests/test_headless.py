@@ -124,6 +124,8 @@ def test_ctrl_c_saves_last_exits_130_and_resume_finishes(tmp_path):
     keys = [(m["kind"], m["step"]) for m in RunDir(run_dir).read_jsonl("metrics.jsonl")]
     assert len(keys) == len(set(keys))
     assert [k for k in keys if k[0] == "EpochEnded"] == [("EpochEnded", info["total_steps"] // 4 * e) for e in (1, 2, 3, 4)]
+    again = subprocess.run([*cli, "--resume", str(run_dir)], cwd=ROOT, capture_output=True, text=True, env=env, timeout=60)
+    assert again.returncode == 2 and "already completed" in again.stderr
 
 
 def test_raising_plugin_hook_becomes_an_alert_naming_the_plugin(tmp_path):

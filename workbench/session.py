@@ -716,7 +716,8 @@ def prepare_run(plan: Plan, host: PluginHost, *, run_dir: str | Path | None = No
     state = None
     if resume is not None:
         run = RunDir(resume)
-        run.read_json("run.json")  # is it a run directory?
+        if run.read_json("run.json").get("status") == "completed":
+            raise InputError(str(run.path), "this run already completed; there is nothing to resume")
         split = Split.load(run.path / "split.json")  # the run's split, never recomputed
         state = ckpt.load_state(run.checkpoint("last"))
     else:
