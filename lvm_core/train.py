@@ -39,6 +39,7 @@ from .events import Alert, CheckpointSaved, EpochEnded, EvalDone, Event, GatesDo
 from .metrics import prediction_metrics
 from .rundir import RunDir, RunDirSink, iso_time, write_report
 from .schedules import LrSchedule, WeightSchedule
+from .weight_control import ShareController
 from .store import ArticleStore
 from .windows import Windows
 
@@ -87,14 +88,18 @@ class EvalConfig:
 
 @dataclass
 class LossTerm:
-    """One [[loss]] entry: a strategy ``(batch, model) -> {term: tensor}`` and its weight."""
+    """One [[loss]] entry: a strategy ``(batch, model) -> {term: tensor}`` and its weight, fixed,
+    following a schedule, or set by a ShareController (`control`) from the logged averages."""
 
     name: str
     strategy: Callable[[Batch, nn.Module], dict[str, torch.Tensor]]
     weight: float = 1.0
     schedule: WeightSchedule = field(default_factory=WeightSchedule)
+    control: ShareController | None = None
 
     def weight_at(self, epoch: int) -> float:
+        if self.control is not None:
+            return self.control.weight if self.control.weight is not None else self.control.min_weight
         return self.schedule.weight(epoch, base=self.weight)
 
 
@@ -335,6 +340,9 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
         sums, n_sum = {k: float(v) for k, v in st["sums"].items()}, int(st["n_sum"])
         elapsed_before = float(st.get("elapsed_s", 0.0))
         last_eval = {k: float(v) for k, v in st.get("last_eval", {}).items()}
+        for t in setup.losses:
+            if t.control is not None:
+                t.control.load_state_dict(st["controls"][t.name])
         restore_rng_state(st["rng"])
         resumed_from = step
         if done_in_epoch >= steps_per_epoch:  # saved at an epoch end: start the next epoch
@@ -358,7 +366,8 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
                 "lr_schedule": sched.state_dict(), "rng": capture_rng_state(),
                 "step": step, "epoch": epoch, "done_in_epoch": done_in_epoch,
                 "best": best, "early": early, "prev_cos": prev_cos, "sums": sums, "n_sum": n_sum,
-                "last_eval": last_eval, "elapsed_s": elapsed_before + time.time() - t_start}
+                "last_eval": last_eval, "controls": {t.name: t.control.state_dict() for t in setup.losses if t.control},
+                "elapsed_s": elapsed_before + time.time() - t_start}
 
     def save(tag: str, metric: str | None = None, value: float | None = None) -> None:
         nonlocal last_saved_step
@@ -427,6 +436,8 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
                         emit(Alert(epoch, step, "error", "diverged", msg))
                         return finish("diverged", msg)
                     last_log_step = step
+                    if step % cfg.log_every == 0 or end_of_epoch:  # not the extra line of a stop
+                        _update_controls(setup.losses, values, weights)
                     now = time.time()
                     emit(StepLogged(step, epoch, total_steps, {**values, "lr": lr, **{f"w/{k}": w for k, w in weights.items()}},
                                     samples_since / max(now - t_log, 1e-9)))
@@ -492,6 +503,19 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
         except Exception:  # noqa: BLE001 - the original error is the one to report
             pass
         raise
+
+
+def _update_controls(losses: Sequence[LossTerm], values: dict[str, float], weights: dict[str, float]) -> None:
+    """Feed each controlled term's average over the last logging window (its unweighted value and
+    the weighted rest of the loss) to its controller. Done at log steps, not every step, so the
+    controller costs no extra wait for the device."""
+    for t in losses:
+        if t.control is None:
+            continue
+        mine = [v for k, v in values.items()
+                if (k == f"loss/{t.name}" or k.startswith(f"loss/{t.name}/")) and f"/{STAT_PREFIX}" not in k]
+        term = sum(mine)
+        t.control.update(term, values["loss"] - weights[t.name] * term)
 
 
 def _lookup(metrics: dict[str, float], name: str) -> float:

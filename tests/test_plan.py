@@ -173,6 +173,18 @@ def test_selecting_on_a_loss_needs_min_mode(plan_dir, host):
     assert plan_from_text(ok, plan_dir, host=host).train.select_metric == "loss/mse"
 
 
+def test_a_loss_weight_controller_is_checked_and_round_trips(plan_dir, host):
+    text = GOOD.replace('params = { margin = 0.1 }', 'params = { margin = 0.1 }\ncontrol = { target_share = 0.2, max = 0.05 }')
+    with pytest.raises(InputError, match="line 22: loss.1..control: give either a schedule or a control"):
+        plan_from_text(text, plan_dir, source="p.toml", host=host)
+    text = text.replace('schedule = { kind = "linear", start_epoch = 1, end_epoch = 3, start = 0.0, end = 0.5 }\n', "")
+    plan = plan_from_text(text, plan_dir, host=host)
+    assert plan.losses[1].control == {"target_share": 0.2, "max": 0.05}
+    assert plan_from_text(plan_to_toml(plan), plan_dir, host=host) == plan
+    with pytest.raises(InputError, match=r"line 22: loss\[1\]\.control\.target_share: required"):
+        plan_from_text(text.replace("target_share = 0.2, ", ""), plan_dir, source="p.toml", host=host)
+
+
 def test_toml_syntax_error_names_line_and_column(plan_dir, host):
     with pytest.raises(InputError) as err:
         plan_from_text('name = "x"\n[train]\nepochs = = 3\n', plan_dir, source="p.toml", host=host)

@@ -33,6 +33,10 @@ name = "mse"
 [[loss]]
 name = "directional_margin"
 schedule = { kind = "step", epoch = 2, before = 0.0, after = 0.5 }
+[[loss]]
+name = "cosine"
+weight = 0.1
+control = { target_share = 0.3, smoothing = 0.5 }   # its state must survive the resume too
 [train]
 epochs = 3
 batch_size = 8

@@ -234,3 +234,18 @@ def test_metrics_table_rows_and_missing_values():
     assert rows[2][:3] == ["val", "copy_last", "0.7500"] and rows[4][:5] == ["val", "chance", "", "", "0.1250"]
     assert len(rows) == 5  # no ood rows without ood metrics
     assert format_table(rows, markdown=True).splitlines()[1].startswith("|---")
+
+
+def test_a_controlled_weight_follows_the_logged_shares(qstore, tmp_path):
+    from lvm_core.weight_control import ShareController
+
+    # both terms are constant 1.0; the controlled one should hold 20% of the loss:
+    # w* = 0.2 * rest / (0.8 * term) = 0.2 * 1 / 0.8 = 0.25, set after the first logged step
+    fixed = LossTerm("fixed", scripted_loss({e: 1.0 for e in (1, 2)}))
+    ctl = LossTerm("ctl", scripted_loss({e: 1.0 for e in (1, 2)}), weight=1.0,
+                   control=ShareController(0.2, smoothing=0.0, max_change=100.0, weight=1.0))
+    setup = setup_for(tmp_path, qstore, ConstantModel(), [fixed, ctl], train_articles=[0], eval_articles=[1],
+                      epochs=2, batch_size=1, log_every=1)
+    train(setup)
+    logs = [m["metrics"] for m in setup.run.read_jsonl("metrics.jsonl") if m["kind"] == "StepLogged"]
+    assert [(l["w/ctl"], l["loss"]) for l in logs] == [(1.0, 2.0), (0.25, 1.25)]

@@ -43,6 +43,7 @@ from lvm_core.rundir import RunDir, claim_run_dir, iso_time, new_run_dir
 from lvm_core.schedules import LR_SCHEDULES, WeightSchedule, weight_schedule_from_dict
 from lvm_core.store import ArticleStore
 from lvm_core.train import EvalConfig, EvalSet, GateOutcome, LossTerm, TrainConfig, TrainSetup, metric_names
+from lvm_core.weight_control import controller_from_spec
 from lvm_core.windows import Split, make_windows, split_by_fractions, split_by_ranges
 
 from .plugin_host import PluginHost, load_plugins
@@ -83,6 +84,7 @@ class LossPlan:
     weight: float = 1.0
     params: dict[str, Any] = field(default_factory=dict)
     schedule: WeightSchedule | None = None
+    control: dict[str, Any] | None = None  # a ShareController spec (lvm_core/weight_control.py)
 
 
 @dataclass
@@ -121,7 +123,7 @@ TOP_KEYS = ("name", "seed", "data", "model", "loss", "train", "eval", "gates", "
 DATA_KEYS = ("store", "ood", "context_len", "split")
 SPLIT_KEYS = ("fractions", "ranges", "rest", "seed")
 MODEL_KEYS = ("arch", "params")
-LOSS_KEYS = ("name", "weight", "params", "schedule")
+LOSS_KEYS = ("name", "weight", "params", "schedule", "control")
 GATES_KEYS = ("every", "samples", "horizon", "required", "thresholds")
 PLUGINS_KEYS = ("modules",)
 
@@ -542,6 +544,17 @@ def _losses(c: _Checker, top: Mapping[str, Any], host: PluginHost) -> list[LossP
                 c.take(exc.errors)
             except InputError as exc:
                 c.take([exc])
+        control = None
+        if "control" in t:
+            if schedule is not None:
+                c.add(f"{path}.control", "give either a schedule or a control for one loss, not both")
+            try:
+                controller_from_spec(t["control"], plan_weight=weight, where=f"{path}.control", source=c.source)
+                control = dict(t["control"])
+            except InputErrors as exc:
+                c.take(exc.errors)
+            except InputError as exc:
+                c.take([exc])
         try:
             item = host.get("loss", name)
         except InputError as exc:
@@ -550,7 +563,7 @@ def _losses(c: _Checker, top: Mapping[str, Any], host: PluginHost) -> list[LossP
         params, errs = resolve_params(item.params, c.typed(t, "params", f"{path}.params", dict, {}),
                                       where=f"{path}.params", source=c.source)
         c.take(errs)
-        out.append(LossPlan(name, weight, params, schedule))
+        out.append(LossPlan(name, weight, params, schedule, control))
     return out
 
 
@@ -599,6 +612,8 @@ def plan_to_dict(plan: Plan, *, relative_to: Path | None = None) -> dict[str, An
         entry: dict[str, Any] = {"name": loss.name, "weight": loss.weight, "params": dict(loss.params)}
         if loss.schedule is not None:
             entry["schedule"] = loss.schedule.to_dict()
+        if loss.control is not None:
+            entry["control"] = dict(loss.control)
         losses.append(entry)
     out: dict[str, Any] = {
         "name": plan.name, "seed": plan.seed, "data": data,
@@ -745,7 +760,8 @@ def prepare_run(plan: Plan, host: PluginHost, *, run_dir: str | Path | None = No
     losses = []
     for lp in plan.losses:
         li = host.get("loss", lp.name, source=plan.source)
-        losses.append(LossTerm(lp.name, li.obj(**lp.params), lp.weight, lp.schedule or WeightSchedule()))
+        control = controller_from_spec(lp.control, plan_weight=lp.weight, source=plan.source) if lp.control else None
+        losses.append(LossTerm(lp.name, li.obj(**lp.params), lp.weight, lp.schedule or WeightSchedule(), control))
 
     resolved = plan_to_dict(plan)
     fingerprints = {"store": store.fingerprint(), **({"ood": ood_store.fingerprint()} if ood_store else {})}
