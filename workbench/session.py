@@ -35,6 +35,7 @@ import tomli_w
 
 import lvm_core
 from lvm_core import checkpoint as ckpt
+from lvm_core.curriculum import SampleFilter, build_subsets, filter_from_dict
 from lvm_core.device import configure_threads, seed_everything, select_device
 from lvm_core.errors import InputError, InputErrors
 from lvm_core.events import CheckpointSaved, EpochEnded, EvalDone, Event, RunEnded, RunStarted
@@ -44,6 +45,7 @@ from lvm_core.schedules import LR_SCHEDULES, WeightSchedule, weight_schedule_fro
 from lvm_core.store import ArticleStore
 from lvm_core.train import EvalConfig, EvalSet, GateOutcome, LossTerm, TrainConfig, TrainSetup, metric_names
 from lvm_core.weight_control import controller_from_spec
+from lvm_core.tripwires import Tripwire, tripwire_from_dict
 from lvm_core.windows import Split, make_windows, split_by_fractions, split_by_ranges
 
 from .plugin_host import PluginHost, load_plugins
@@ -70,6 +72,7 @@ class DataPlan:
     ood: Path | None = None
     context_len: int = 5
     split: SplitPlan = field(default_factory=lambda: SplitPlan(fractions={"train": 0.8, "val": 0.2}))
+    filters: list[SampleFilter] = field(default_factory=list)  # [[data.filter]]: curricula (lvm_core/curriculum.py)
 
 
 @dataclass
@@ -114,13 +117,14 @@ class Plan:
     eval: EvalConfig = field(default_factory=EvalConfig)
     gates: GatesPlan | None = None
     plugins: PluginsPlan = field(default_factory=PluginsPlan)
+    tripwires: list[Tripwire] = field(default_factory=list)  # [[tripwire]] (lvm_core/tripwires.py)
     source: str = field(default="plan", compare=False)  # the file it came from, for messages
     text: str | None = field(default=None, compare=False, repr=False)  # the TOML as given
     base_dir: Path = field(default_factory=Path.cwd, compare=False)
 
 
-TOP_KEYS = ("name", "seed", "data", "model", "loss", "train", "eval", "gates", "plugins")
-DATA_KEYS = ("store", "ood", "context_len", "split")
+TOP_KEYS = ("name", "seed", "data", "model", "loss", "train", "eval", "gates", "plugins", "tripwire")
+DATA_KEYS = ("store", "ood", "context_len", "split", "filter")
 SPLIT_KEYS = ("fractions", "ranges", "rest", "seed")
 MODEL_KEYS = ("arch", "params")
 LOSS_KEYS = ("name", "weight", "params", "schedule", "control")
@@ -419,11 +423,43 @@ def plan_from_dict(data: Mapping[str, Any], base_dir: str | Path, *, source: str
         if metric.removeprefix("train/").startswith("loss") and "/stat/" not in metric:  # a loss: lower is better
             c.check(getattr(train, mode) == "min", f"train.{mode}",
                     f"{getattr(train, mode)!r} would keep the highest {metric}; set {mode} = \"min\"")
+    tripwires = _tripwires(c, top, [l.name for l in losses], known, gates is not None)
     if c.errors:
         raise c.errors[0] if len(c.errors) == 1 else InputErrors(source, c.errors)
     assert data_plan is not None and model is not None
     return Plan(name, seed, data_plan, model, losses, train, eval_cfg, gates, PluginsPlan(list(modules)),
-                source=source, text=text, base_dir=base_dir)
+                tripwires=tripwires, source=source, text=text, base_dir=base_dir)
+
+
+def _tripwires(c: _Checker, top: Mapping[str, Any], losses: list[str], known: set[str], gates: bool) -> list[Tripwire]:
+    """[[tripwire]] tables; a metric the run can never log is reported now, not at epoch N."""
+    raw = top.get("tripwire")
+    if raw is None:
+        return []
+    if isinstance(raw, dict):
+        raw = [raw]
+    if not isinstance(raw, list):
+        c.add("tripwire", "expected one or more [[tripwire]] tables")
+        return []
+    out = []
+    for i, entry in enumerate(raw):
+        try:
+            tw = tripwire_from_dict(entry, index=i, source=c.source, loss_names=losses)
+        except InputErrors as exc:
+            c.take(exc.errors)
+            continue
+        except InputError as exc:
+            c.take([exc])
+            continue
+        metric = tw.when.metric
+        chance = {f"{s}/chance_{m}" for s in ("val", "ood") if f"{s}/cos" in known for m in ("R@1", "R@5", "MRR")}
+        if metric not in chance and not _metric_known(metric, known, losses, gates):
+            close = difflib.get_close_matches(metric, sorted(known | chance), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            c.add(f"tripwire[{i}].when", f"{metric!r} is not a metric this run logs (e.g. val/margin, val/cos, "
+                                         f"val/R@5, loss, train/loss){hint}")
+        out.append(tw)
+    return out
 
 
 def _metric_known(metric: str, known: set[str], losses: list[str], gates: bool) -> bool:
@@ -487,10 +523,24 @@ def _data(c: _Checker, top: Mapping[str, Any], base_dir: Path) -> tuple[DataPlan
         c.add("data.split", f"expected parts 'train' and 'val', got {sorted(parts)}")
     if ood is not None and "ood" in parts:
         c.add("data.ood", "the split already has an 'ood' part; give either data.ood or an ood range, not both")
+    filters = []
+    raw_filters = t.get("filter", [])
+    if isinstance(raw_filters, dict):
+        raw_filters = [raw_filters]
+    if not isinstance(raw_filters, list):
+        c.add("data.filter", "expected one or more [[data.filter]] tables")
+        raw_filters = []
+    for i, entry in enumerate(raw_filters):
+        try:
+            filters.append(filter_from_dict(entry, index=i, source=c.source, context_len=context_len))
+        except InputErrors as exc:
+            c.take(exc.errors)
+        except InputError as exc:
+            c.take([exc])
     if store is None:
         return None, parts
     split = SplitPlan(fractions=fractions, ranges=ranges, rest=rest, seed=split_seed)
-    return DataPlan(paths["store"], paths["ood"], context_len, split), parts  # type: ignore[arg-type]
+    return DataPlan(paths["store"], paths["ood"], context_len, split, filters), parts  # type: ignore[arg-type]
 
 
 def _model(c: _Checker, top: Mapping[str, Any], host: PluginHost) -> ModelPlan | None:
@@ -607,6 +657,8 @@ def plan_to_dict(plan: Plan, *, relative_to: Path | None = None) -> dict[str, An
     data = {"store": path_str(plan.data.store), "context_len": plan.data.context_len, "split": split}
     if plan.data.ood is not None:
         data["ood"] = path_str(plan.data.ood)
+    if plan.data.filters:
+        data["filter"] = [f.to_dict() for f in plan.data.filters]
     losses = []
     for loss in plan.losses:
         entry: dict[str, Any] = {"name": loss.name, "weight": loss.weight, "params": dict(loss.params)}
@@ -624,6 +676,8 @@ def plan_to_dict(plan: Plan, *, relative_to: Path | None = None) -> dict[str, An
     if plan.gates is not None:
         out["gates"] = dataclasses.asdict(plan.gates)
     out["plugins"] = {"modules": list(plan.plugins.modules)}
+    if plan.tripwires:
+        out["tripwire"] = [t.to_dict() for t in plan.tripwires]
     return _drop_none(out)
 
 
