@@ -9,10 +9,14 @@ except every `log_every` steps (StepLogged) and at epoch ends; a non-finite loss
 on the device and noticed at those points, and since checkpoints are only written after such a
 check, the last good checkpoint is never overwritten by a diverged model.
 
+Train windows are drawn, each epoch, from the whole train split or, while [[data.filter]]
+curricula are active, from the windows they keep (lvm_core/curriculum.py).
+
 Per epoch (every `eval.every` epochs and always at the last): validation on a fixed, seeded
 sample of each eval split (VAL, and OOD when given) with cos, margin and within-article
 R@1/R@5/MRR beside copy-last and the context mean on the very same samples (those baselines are
-computed once); the collapse alert; checkpoint selection on any logged metric; the gates seam;
+computed once); the collapse alert; checkpoint selection on any logged metric; the gates seam; the plan's
+tripwires (alert, stop, or roll back to `best` and lower a loss weight: lvm_core/tripwires.py);
 early stopping; `last` checkpoint. A stop request (stop_event, Ctrl-C) saves `last` and ends
 with status "stopped"; `--resume` continues from it to exactly the weights of an uninterrupted run.
 
@@ -33,7 +37,8 @@ from torch import nn
 
 from . import baselines
 from .batch import Batch
-from .checkpoint import save_checkpoint
+from .checkpoint import load_state, load_weights, save_checkpoint
+from .curriculum import WindowSubset, epoch_index
 from .device import autocast_bf16, capture_rng_state, restore_rng_state
 from .events import Alert, CheckpointSaved, EpochEnded, EvalDone, Event, GatesDone, RunEnded, RunStarted, Sink, StepLogged
 from .metrics import prediction_metrics
@@ -41,6 +46,7 @@ from .rundir import RunDir, RunDirSink, iso_time, write_report
 from .schedules import LrSchedule, WeightSchedule
 from .weight_control import ShareController
 from .store import ArticleStore
+from .tripwires import Tripwire, TripwireBoard
 from .windows import Windows
 
 STAT_PREFIX = "stat/"  # loss terms logged but never added to the loss (plugins/strategies.py)
@@ -89,18 +95,22 @@ class EvalConfig:
 @dataclass
 class LossTerm:
     """One [[loss]] entry: a strategy ``(batch, model) -> {term: tensor}`` and its weight, fixed,
-    following a schedule, or set by a ShareController (`control`) from the logged averages."""
+    following a schedule, or set by a ShareController (`control`) from the logged averages.
+    `scale` multiplies all of these: a tripwire rollback lowers it."""
 
     name: str
     strategy: Callable[[Batch, nn.Module], dict[str, torch.Tensor]]
     weight: float = 1.0
     schedule: WeightSchedule = field(default_factory=WeightSchedule)
     control: ShareController | None = None
+    scale: float = 1.0
 
     def weight_at(self, epoch: int) -> float:
         if self.control is not None:
-            return self.control.weight if self.control.weight is not None else self.control.min_weight
-        return self.schedule.weight(epoch, base=self.weight)
+            w = self.control.weight if self.control.weight is not None else self.control.min_weight
+        else:
+            w = self.schedule.weight(epoch, base=self.weight)
+        return w * self.scale if self.scale != 1.0 else w
 
 
 @dataclass
@@ -145,6 +155,8 @@ class TrainSetup:
     gates_every: int = 0  # epochs between gate runs; 0 = only at the end
     sinks: list[Sink] = field(default_factory=list)  # sinks the workbench adds (plugin event hooks)
     resume_state: dict[str, Any] | None = None  # the .state.pt of the checkpoint to continue from
+    tripwires: list[Tripwire] = field(default_factory=list)  # checked after every evaluation
+    train_subsets: list[WindowSubset] = field(default_factory=list)  # curricula: windows kept per epoch
     resident_bytes: int = 2 << 30  # stores up to this size (as float32) live on the device
 
 
@@ -313,8 +325,17 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
     optimizer = adamw([{"params": decay, "weight_decay": cfg.weight_decay},
                        {"params": no_decay, "weight_decay": 0.0}], cfg.lr) if trainable else None
     per_step = cfg.batch_size * cfg.grad_accum
-    steps_per_epoch = len(setup.train_windows) // per_step if trainable else 0
-    total_steps = steps_per_epoch * cfg.epochs
+    n_train = len(setup.train_windows)
+
+    def epoch_windows(e: int) -> np.ndarray | None:
+        """Indices of the train windows of epoch `e` (None: all of them)."""
+        return epoch_index(setup.train_subsets, e)
+
+    def steps_in(e: int) -> int:
+        idx = epoch_windows(e)
+        return ((n_train if idx is None else len(idx)) // per_step) if trainable else 0
+
+    total_steps = sum(steps_in(e) for e in range(1, cfg.epochs + 1))
     sched = LrSchedule(cfg.lr, cfg.lr_schedule, cfg.warmup_steps, max(1, total_steps), cfg.min_lr,
                        cfg.plateau_factor, cfg.plateau_patience, cfg.select_mode)
     source = BatchSource(setup.train_windows.store, setup.train_windows.context_len, dev, setup.resident_bytes)
@@ -330,6 +351,7 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
     elapsed_before = 0.0
     last_eval: dict[str, float] = {}
     resumed_from = None
+    board = TripwireBoard(setup.tripwires)
     if setup.resume_state is not None:
         st = setup.resume_state
         if optimizer is not None:
@@ -343,9 +365,11 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
         for t in setup.losses:
             if t.control is not None:
                 t.control.load_state_dict(st["controls"][t.name])
+            t.scale = float(st.get("scales", {}).get(t.name, 1.0))
+        board.load_state_dict(st.get("tripwires", {}))
         restore_rng_state(st["rng"])
         resumed_from = step
-        if done_in_epoch >= steps_per_epoch:  # saved at an epoch end: start the next epoch
+        if done_in_epoch >= steps_in(epoch):  # saved at an epoch end: start the next epoch
             epoch, done_in_epoch, sums, n_sum = epoch + 1, 0, {}, 0
 
     t_start = time.time()
@@ -357,6 +381,10 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
                        resumes=[*resumes, {"at": iso_time(t_start), "from_step": resumed_from}])
     emit(RunStarted(str(run.path), setup.name, str(dev), setup.device_reason, total_steps, cfg.epochs,
                     resumed_from_step=resumed_from))
+    if resumed_from is None:
+        for sub in setup.train_subsets:
+            cut = f" (cut at {sub.threshold:.4f})" if sub.threshold is not None else ""
+            emit(Alert(0, 0, "info", "curriculum", f"data filter {sub.label}: {len(sub.index)} of {n_train} train windows{cut}"))
     base_metrics = baseline_metrics(setup.eval_sets)
     gates_passed: bool | None = None
     last_saved_step = step if resumed_from is not None else -1
@@ -367,6 +395,7 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
                 "step": step, "epoch": epoch, "done_in_epoch": done_in_epoch,
                 "best": best, "early": early, "prev_cos": prev_cos, "sums": sums, "n_sum": n_sum,
                 "last_eval": last_eval, "controls": {t.name: t.control.state_dict() for t in setup.losses if t.control},
+                "scales": {t.name: t.scale for t in setup.losses}, "tripwires": board.state_dict(),
                 "elapsed_s": elapsed_before + time.time() - t_start}
 
     def save(tag: str, metric: str | None = None, value: float | None = None) -> None:
@@ -382,12 +411,33 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
         write_report(run)
         return RunResult(status, step, epoch, best, last_eval, gates_passed, str(run.path), error)
 
+    def rollback(tw: Tripwire) -> tuple[str, dict[str, float] | None]:
+        """Restore the best checkpoint's weights and optimizer state, lower the named weight.
+        Returns what was done and the restored checkpoint's evaluation (None if there was none)."""
+        done, restored = [], None
+        if best["epoch"] is not None and run.checkpoint("best").with_suffix(".safetensors").exists():
+            model.load_state_dict(load_weights(run.checkpoint("best"), device=dev))
+            st = load_state(run.checkpoint("best"))
+            if optimizer is not None:
+                optimizer.load_state_dict(st["optimizer"])
+            restored = {k: float(v) for k, v in st.get("last_eval", {}).items()}
+            done.append(f"restored the best checkpoint (epoch {best['epoch']}, {best['metric']} = {best['value']:.4f})")
+        else:
+            done.append("no best checkpoint yet, weights kept")
+        if tw.lower is not None:
+            term = next(t for t in setup.losses if t.name == tw.lower.loss)
+            term.scale *= tw.lower.factor
+            done.append(f"weight of {term.name} x{tw.lower.factor:g} (now {term.weight_at(epoch + 1):.4g} at epoch {epoch + 1})")
+        return "; ".join(done), restored
+
     last_log_step = step
     in_optimizer_step = False
     try:
         while epoch <= cfg.epochs:
-            order = torch.from_numpy(epoch_order(len(train_rows), setup.seed, epoch)).to(dev)
-            epoch_rows = train_rows[order]
+            keep = epoch_windows(epoch)
+            steps_per_epoch = steps_in(epoch)
+            order = torch.from_numpy(epoch_order(n_train if keep is None else len(keep), setup.seed, epoch)).to(dev)
+            epoch_rows = train_rows[order] if keep is None else train_rows[torch.from_numpy(keep).to(dev)[order]]
             t_log, samples_since = time.time(), 0
             log_sums: dict[str, torch.Tensor] = {}  # running sums on the device, read at log steps
             log_n = 0
@@ -453,6 +503,7 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
             emit(EpochEnded(epoch, step, {k: v / max(n_sum, 1) for k, v in sums.items()}))
             evaluate_now = epoch % max(ecfg.every, 1) == 0 or epoch == cfg.epochs
             stop_early = False
+            stop_reason: str | None = None
             if evaluate_now:
                 last_eval = {**evaluate(model, setup.eval_sets, dev, ecfg.batch_size), **base_metrics,
                              **{f"train/{k}": v / max(n_sum, 1) for k, v in sums.items()}}
@@ -473,6 +524,22 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
                 if improved(selected, best["value"], cfg.select_mode):
                     best.update(value=selected, epoch=epoch, step=step)
                     save("best", cfg.select_metric, selected)
+                firings, problems = board.check(epoch, last_eval)
+                for msg in problems:
+                    emit(Alert(epoch, step, "warning", "tripwire_metric", msg))
+                compare_next_with = last_eval
+                for f in firings:
+                    note = ""
+                    if f.tripwire.action == "rollback":
+                        note, restored = rollback(f.tripwire)
+                        if restored is not None:
+                            compare_next_with = restored
+                            prev_cos = restored.get("val/cos", prev_cos)
+                        note = f": {note}"
+                    emit(Alert(epoch, step, "warning", "tripwire", f.message + note))
+                    if f.tripwire.action == "stop" and stop_reason is None:
+                        stop_reason = f.message
+                board.remember(compare_next_with)
                 if cfg.early_stop_metric:
                     value = _lookup(last_eval, cfg.early_stop_metric)
                     if improved(value, early["best"], cfg.early_stop_mode):
@@ -483,6 +550,8 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
                         stop_early = True
             sums, n_sum = {}, 0
             save("last")
+            if stop_reason is not None:
+                return finish("stopped", stop_reason)
             if stop_early:
                 emit(Alert(epoch, step, "info", "early_stop",
                            f"{cfg.early_stop_metric} did not improve for {early['bad']} evaluation(s); stopping"))

@@ -35,7 +35,7 @@ import tomli_w
 
 import lvm_core
 from lvm_core import checkpoint as ckpt
-from lvm_core.curriculum import SampleFilter, build_subsets, filter_from_dict
+from lvm_core.curriculum import SampleFilter, build_subsets, epoch_index, filter_from_dict
 from lvm_core.device import configure_threads, seed_everything, select_device
 from lvm_core.errors import InputError, InputErrors
 from lvm_core.events import CheckpointSaved, EpochEnded, EvalDone, Event, RunEnded, RunStarted
@@ -811,6 +811,7 @@ def prepare_run(plan: Plan, host: PluginHost, *, run_dir: str | Path | None = No
     if n_params and len(train_w) < cfg.batch_size * cfg.grad_accum:
         raise InputError(plan.source, f"the train split has {len(train_w)} windows, fewer than one step "
                                       f"(batch_size {cfg.batch_size} x grad_accum {cfg.grad_accum})", "train.batch_size")
+    subsets = _train_subsets(plan, train_w, n_params > 0)
     losses = []
     for lp in plan.losses:
         li = host.get("loss", lp.name, source=plan.source)
@@ -845,9 +846,26 @@ def prepare_run(plan: Plan, host: PluginHost, *, run_dir: str | Path | None = No
     setup = TrainSetup(name=plan.name, run=run, model=model, losses=losses, train_windows=train_w,
                        eval_sets=eval_sets, config=cfg, eval=plan.eval, device=dev, device_reason=reason,
                        seed=plan.seed, checkpoint_meta=meta, gates=gate_runner,
-                       gates_every=plan.gates.every if plan.gates else 0, resume_state=state)
+                       gates_every=plan.gates.every if plan.gates else 0, resume_state=state,
+                       tripwires=list(plan.tripwires), train_subsets=subsets)
     setup.sinks.append(PluginEventSink(host, RunInfo(run.path, plan.name, resolved)))
     return setup
+
+
+def _train_subsets(plan: Plan, train_w: Any, trainable: bool) -> list[Any]:
+    """The [[data.filter]] curricula applied to the train windows (scored once, vectorised);
+    an epoch whose filters leave less than one optimizer step is bad input."""
+    if not plan.data.filters:
+        return []
+    subsets = build_subsets(train_w, plan.data.filters)
+    per_step = plan.train.batch_size * plan.train.grad_accum
+    for epoch in range(1, plan.train.epochs + 1):
+        idx = epoch_index(subsets, epoch)
+        if idx is not None and trainable and len(idx) < per_step:
+            raise InputError(plan.source, f"at epoch {epoch} the data filters keep {len(idx)} of {len(train_w)} train "
+                                          f"windows, fewer than one step (batch_size {plan.train.batch_size} x "
+                                          f"grad_accum {plan.train.grad_accum})", "data.filter")
+    return subsets
 
 
 def _gate_runner(plan: Plan, host: PluginHost, splits: dict[str, tuple[ArticleStore, np.ndarray]], dev: Any) -> Any:
