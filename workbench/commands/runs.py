@@ -1,4 +1,5 @@
-"""`lvm-workbench runs ls [DIR]` and `runs show RUN`: the runs on disk, read from their files.
+"""`lvm-workbench runs ls [DIR]`, `runs show RUN` and `runs compare RUN...`: the runs on disk,
+read from their files.
 
 There is no database: every run directory describes itself (run.json, metrics.jsonl, gates.json),
 so listing and showing are reads, and a run a headless process is still writing shows as running.
@@ -10,11 +11,13 @@ import argparse
 import json
 from pathlib import Path
 
+from lvm_core.atomic import write_text
+from lvm_core.compare import render_csv, render_markdown, render_text, run_row
 from lvm_core.errors import InputError
 from lvm_core.rundir import METRICS, RUN_JSON, RunDir, format_table, latest_eval, render_report
 
 NAME = "runs"
-HELP = "list run directories (runs ls [DIR]) or show one run (runs show RUN)"
+HELP = "list run directories (runs ls [DIR]), show one run (runs show RUN), compare runs (runs compare RUN...)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     show = sub.add_parser("show", help="a run's status, data, best checkpoint, last metrics beside the baselines, gates")
     show.add_argument("run", help="a run directory")
     show.add_argument("--json", action="store_true", help="print run.json plus the last evaluation as JSON")
+    cmp_ = sub.add_parser("compare", help="the comparison table of several runs beside their baselines, and their plan differences")
+    cmp_.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
+    cmp_.add_argument("--markdown", metavar="OUT.md", help="also write the table and the plan differences as Markdown")
+    cmp_.add_argument("--csv", metavar="OUT.csv", help="also write the table as CSV (full precision)")
+    cmp_.add_argument("--at", choices=("last", "best"), default="last",
+                      help="which evaluation of each run: the last (default; the one the gates judged) or the best checkpoint's")
 
 
 def _fmt(v: object, spec: str = ".4f") -> str:
@@ -68,6 +77,15 @@ def run(args: argparse.Namespace) -> int:
                           _fmt(r.get("val/margin"), "+.4f"), _fmt(r.get("val/R@5")),
                           _fmt(r.get("val/copy_last/margin"), "+.4f"), _fmt(r.get("best"))])
         print(format_table(table))
+        return 0
+
+    if args.runs_action == "compare":
+        rows = [run_row(p, at=args.at) for p in args.runs]
+        print(render_text(rows), end="")
+        if args.markdown:
+            write_text(Path(args.markdown), render_markdown(rows))
+        if args.csv:
+            write_text(Path(args.csv), render_csv(rows))
         return 0
 
     path = Path(args.run)

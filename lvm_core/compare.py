@@ -1,0 +1,173 @@
+"""Run comparison: the original's hand-typed MODEL_COMPARISON_TABLE, made from run directories.
+
+Every number comes from the runs' own files (run.json, plan.resolved.json, metrics.jsonl,
+gates.json), so two tables made from the same runs agree, and the copy-last and context-mean
+rows were measured on the very samples the model was. `plan_diff` lists the resolved-plan
+keys whose values differ between the runs: what was actually changed between two ideas.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import InputError
+from .rundir import EVENTS, METRICS, RUN_JSON, RunDir, format_table
+
+#: (column header, key in a row); metric keys are the trainer's flat names
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("run", "run"), ("approach", "approach"), ("params", "n_params"), ("epoch", "epoch"),
+    ("val cos", "val/cos"), ("val margin", "val/margin"), ("R@1", "val/R@1"), ("R@5", "val/R@5"),
+    ("chance R@1", "val/chance_R@1"), ("chance R@5", "val/chance_R@5"),
+    ("copy-last cos", "val/copy_last/cos"), ("copy-last margin", "val/copy_last/margin"),
+    ("ctx-mean cos", "val/context_mean/cos"), ("ctx-mean margin", "val/context_mean/margin"),
+    ("ood cos", "ood/cos"), ("ood margin", "ood/margin"), ("ood R@5", "ood/R@5"),
+    ("ood copy-last cos", "ood/copy_last/cos"), ("ood ctx-mean cos", "ood/context_mean/cos"),
+    ("gates", "gates"), ("tripwires", "tripwires"), ("wall s", "elapsed_s"), ("status", "status"),
+)
+SIGNED = {"val/margin", "val/copy_last/margin", "val/context_mean/margin", "ood/margin"}
+DIFF_SKIP = ("plugins", "data_fingerprints")
+
+
+def approach(resolved: dict[str, Any]) -> str:
+    """'arch: term + term x w (schedule)': what a person would write in the table's approach column."""
+    model = resolved.get("model", {}).get("arch", "?")
+    terms = []
+    for loss in resolved.get("loss", []):
+        t = str(loss.get("name"))
+        w = loss.get("weight", 1.0)
+        if w != 1.0:
+            t += f" x{w:g}"
+        sch = loss.get("schedule")
+        if sch and sch.get("kind") == "step":
+            t += f" ({sch.get('before'):g} -> {sch.get('after'):g} from epoch {sch.get('epoch')})"
+        elif sch and sch.get("kind") == "linear":
+            t += f" ({sch.get('start'):g} -> {sch.get('end'):g} over epochs {sch.get('start_epoch')}-{sch.get('end_epoch')})"
+        if loss.get("control"):
+            t += f" (share {loss['control'].get('target_share')})"
+        terms.append(t)
+    filters = resolved.get("data", {}).get("filter", [])
+    extra = f"; {len(filters)} data filter(s)" if filters else ""
+    return f"{model}: {' + '.join(terms)}{extra}"
+
+
+def run_row(path: str | Path, at: str = "last") -> dict[str, Any]:
+    """One run's row. `at`: "last" (the final evaluation, which the gates also judged) or
+    "best" (the evaluation of the epoch the best checkpoint was selected at)."""
+    run = RunDir(path)
+    if not (run.path / RUN_JSON).is_file():
+        raise InputError(str(run.path), "not a run directory (no run.json)")
+    info = run.read_json(RUN_JSON)
+    resolved = run.read_json("plan.resolved.json") if (run.path / "plan.resolved.json").is_file() else {}
+    evals = [e for e in run.read_jsonl(METRICS) if e.get("kind") == "EvalDone"]
+    chosen: dict[str, Any] = {}
+    if evals:
+        chosen = evals[-1]
+        if at == "best":
+            best_epoch = (info.get("best") or {}).get("epoch")
+            chosen = next((e for e in evals if e.get("epoch") == best_epoch), {})
+    row: dict[str, Any] = {"run": run.path.name, "path": str(run.path), "approach": approach(resolved),
+                           "n_params": info.get("n_params"), "epoch": chosen.get("epoch"),
+                           "status": info.get("status"), "elapsed_s": info.get("elapsed_s")}
+    row.update({k: v for k, v in (chosen.get("metrics") or {}).items()})
+    gates_p = run.path / "gates.json"
+    if gates_p.is_file():
+        g = run.read_json("gates.json")
+        row["gates"] = f"{g.get('score')}/{g.get('max_score')}"
+    fired = [e for e in run.read_jsonl(EVENTS) if e.get("kind") == "Alert" and e.get("code") == "tripwire"]
+    row["tripwires"] = len(fired)
+    row["resolved"] = resolved
+    return row
+
+
+def _cell(key: str, v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, float):
+        if key == "elapsed_s":
+            return f"{v:.1f}"
+        return f"{v:+.4f}" if key in SIGNED else f"{v:.4f}"
+    if isinstance(v, int) and key == "n_params":
+        return f"{v:,}"
+    return str(v)
+
+
+def comparison_rows(rows: Sequence[dict[str, Any]]) -> list[list[str]]:
+    """Header plus one row per run. Columns every run lacks (no OOD data, no gates) are left out."""
+    cols = [(h, k) for h, k in COLUMNS if k in ("run", "approach", "status") or any(r.get(k) is not None for r in rows)]
+    return [[h for h, _ in cols]] + [[_cell(k, r.get(k)) for _, k in cols] for r in rows]
+
+
+def _flatten(obj: Any, prefix: str, out: dict[str, Any]) -> None:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _flatten(v, f"{prefix}.{k}" if prefix else str(k), out)
+    elif isinstance(obj, list) and obj and all(isinstance(x, dict) and "name" in x for x in obj) and prefix == "loss":
+        for x in obj:  # losses by name: adding a term shows as one new key, not a shifted list
+            _flatten({k: v for k, v in x.items() if k != "name"} or {"weight": None}, f"loss.{x['name']}", out)
+    elif isinstance(obj, list) and obj and all(isinstance(x, dict) for x in obj):
+        for i, x in enumerate(obj):
+            _flatten(x, f"{prefix}[{i}]", out)
+    else:
+        out[prefix] = obj
+
+
+def flat_plan(resolved: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    _flatten({k: v for k, v in resolved.items() if k not in DIFF_SKIP}, "", out)
+    return out
+
+
+def plan_diff(resolved: Sequence[dict[str, Any]]) -> list[tuple[str, list[Any]]]:
+    """(key, value per run) for every resolved-plan key that is not the same in all runs
+    (a key a run lacks shows as None)."""
+    flats = [flat_plan(r) for r in resolved]
+    keys = sorted(set().union(*flats)) if flats else []
+    missing = object()
+    out = []
+    for k in keys:
+        vals = [f.get(k, missing) for f in flats]
+        if any(json.dumps(v, sort_keys=True, default=str) != json.dumps(vals[0], sort_keys=True, default=str)
+               for v in vals[1:]):
+            out.append((k, [None if v is missing else v for v in vals]))
+    return out
+
+
+def diff_rows(rows: Sequence[dict[str, Any]]) -> list[list[str]]:
+    table = [["plan key", *(r["run"] for r in rows)]]
+    for key, vals in plan_diff([r.get("resolved", {}) for r in rows]):
+        table.append([key, *("-" if v is None else json.dumps(v) if not isinstance(v, str) else v for v in vals)])
+    return table
+
+
+def render_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    lines = ["# Run comparison", "", format_table(comparison_rows(rows), markdown=True), ""]
+    lines += ["copy-last and ctx-mean are the baselines on each run's own validation samples; chance is the "
+              "expected R@k of a random ranking within the article.", ""]
+    diff = diff_rows(rows)
+    lines += ["## Plan differences", ""]
+    lines.append(format_table(diff, markdown=True) if len(diff) > 1 else "(the resolved plans are identical)")
+    lines += ["", "## Runs", ""] + [f"- {r['run']}: `{r['path']}`" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def render_text(rows: Sequence[dict[str, Any]]) -> str:
+    diff = diff_rows(rows)
+    return (format_table(comparison_rows(rows)) + "\n\nplan differences:\n"
+            + (format_table(diff) if len(diff) > 1 else "(the resolved plans are identical)") + "\n")
+
+
+def render_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """Full precision, one column per metric key (for pandas / spreadsheets)."""
+    buf = io.StringIO()
+    keys = [k for _, k in COLUMNS]
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(keys)
+    for r in rows:
+        w.writerow(["" if r.get(k) is None else r.get(k) for k in keys])
+    return buf.getvalue()
