@@ -165,3 +165,16 @@ def test_console_draws_a_bar_with_rate_and_eta_on_a_terminal_and_lines_otherwise
         # 25 steps in 10 s: 75 steps left take 30 s
         assert "step 25/100 loss 0.5000 640 samples/s ETA 0:30" in text
         assert ("\r[######" + "." * 18 + "]  25%" in text) is tty
+
+
+@needs_demo
+def test_a_stop_tripwire_exits_3_not_130(tmp_path, capsys):
+    plan = _plan(tmp_path, epochs=3).read_text().replace("required = true", "required = false")
+    plan += '\n[[tripwire]]\nwhen = "val/margin < 5"\naction = "stop"\n'  # always true: fires at epoch 1
+    p = tmp_path / "trip.toml"
+    p.write_text(plan)
+    code = main(["--run", str(p), "--run-dir", str(tmp_path / "run"), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["status"] == "stopped" and "val/margin" in (run.get("error") or "")

@@ -3,5 +3,5 @@
 OK = 0
 ERROR = 1  # an unexpected failure (a bug): traceback printed
 BAD_INPUT = 2  # a bad file, plan, key or argument: one line printed
-GATE_FAILED = 3  # a required gate failed (5cat, or a plan's [gates] with required = true)
+GATE_FAILED = 3  # a required gate failed (5cat, a plan's [gates] with required = true) or a stop tripwire fired
 INTERRUPTED = 130  # Ctrl-C (training saves `last` first)

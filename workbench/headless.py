@@ -2,7 +2,7 @@
 
 Progress goes to stderr (a one-line bar with rate and ETA on a terminal, plain lines otherwise),
 the final table of metrics beside the baselines to stdout. Exit codes (workbench/exit_codes.py):
-0 done, 2 bad input, 3 a required gate failed, 130 interrupted (Ctrl-C saves `last` first; a
+0 done, 2 bad input, 3 a required gate failed or a stop tripwire fired, 130 interrupted (Ctrl-C saves `last` first; a
 second Ctrl-C aborts at once), 1 a diverged or failed run.
 """
 
@@ -153,7 +153,9 @@ def run_from_args(args: argparse.Namespace, *, stdout: TextIO | None = None, std
         result = train(setup, [ConsoleSink(stderr)], stop)
     final_report(result, stdout)
     if result.status == "stopped":
-        return exit_codes.INTERRUPTED
+        # a stop tripwire is a failed check of the plan's own (its message is the run's error);
+        # a stop with no reason is Ctrl-C or a stop request
+        return exit_codes.GATE_FAILED if result.error else exit_codes.INTERRUPTED
     if result.status in ("diverged", "failed"):
         return exit_codes.ERROR
     if plan.gates is not None and plan.gates.required and result.gates_passed is False:
