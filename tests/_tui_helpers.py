@@ -54,8 +54,7 @@ class ScriptedTrainer:
                 sink(ev)
         self.started.set()
         if self.wait_for_stop:
-            while not stop_event.wait(0.01):
-                pass
+            stop_event.wait(30)  # bounded: a failing test must not leave a thread that blocks exit
             end = RunEnded(status="stopped", step=events[-1].step, epoch=events[-1].epoch)
         else:
             end = events[-1]

@@ -133,7 +133,7 @@ async def test_train_screen_follows_events_and_stop_ends_the_run(tmp_path, host)
         assert [a["code"] for a in pane.alerts] == ["collapse"]
         await pilot.pause(0.3)
         plot = app.query_one("#val-plot", PlotWidget)
-        assert len(plot._datasets) == 3  # copy-last, context-mean, model
+        assert len(plot._datasets) == 4  # copy-last, context-mean, the model's line and its markers
         assert any(isinstance(m, FeedReady) for m in seen)
         assert trainer.calls[0]["run_dir"].parent == (tmp_path / "runs").resolve()
         # quitting while training asks first; "no" keeps the run going

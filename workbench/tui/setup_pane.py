@@ -36,6 +36,7 @@ TRAIN_FIELDS: list[tuple[str, type, Any]] = [
 
 def default_plan(host: PluginHost, stores: list[Path]) -> dict[str, Any]:
     """A plan that runs as is: the first bundled store, the first model, an MSE loss."""
+    stores = sorted(stores, key=lambda p: p.name != "python-docs-minilm")  # the demo store first
     models = host.names("model")
     losses = host.names("loss")
     plan: dict[str, Any] = {
@@ -43,7 +44,7 @@ def default_plan(host: PluginHost, stores: list[Path]) -> dict[str, Any]:
         "seed": 0,
         "data": {"store": str(stores[0]) if stores else "", "context_len": 5,
                  "split": {"fractions": {"train": 0.8, "val": 0.2}, "seed": 0}},
-        "model": {"arch": models[0] if models else "", "params": {}},
+        "model": {"arch": "mlp" if "mlp" in models else (models[0] if models else ""), "params": {}},
         "loss": [{"name": "mse" if "mse" in losses else losses[0], "weight": 1.0}] if losses else [],
         "train": {k: v for k, _, v in TRAIN_FIELDS},
     }
