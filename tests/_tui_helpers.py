@@ -1,14 +1,19 @@
-"""Fixtures for the TUI tests: a scripted trainer that emits real trainer events, and run
-directories written the way the trainer writes them."""
+"""Fixtures for the TUI tests: a scripted child run that writes real trainer events into its
+run directory, and run directories written the way the trainer writes them.
+
+Run as a script (`python _tui_helpers.py MODE RUN_DIR`) it is that child process."""
 
 from __future__ import annotations
 
 import json
+import signal
+import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import tomli
 import tomli_w
 
 from lvm_core.events import Alert, CheckpointSaved, EpochEnded, EvalDone, RunEnded, RunStarted, StepLogged
@@ -37,30 +42,63 @@ def scripted_events(run_dir: str, epochs: int = 3, steps_per_epoch: int = 4) -> 
     return out
 
 
-class ScriptedTrainer:
-    """Stands in for `run_with_engine`: emits scripted events; with `wait_for_stop`, it keeps
-    running until the stop event is set and then ends "stopped", as the real trainer does."""
+METRICS_KINDS = {"StepLogged", "EpochEnded", "EvalDone"}
 
-    def __init__(self, wait_for_stop: bool = False) -> None:
-        self.wait_for_stop = wait_for_stop
+
+def append_events(run_dir: Path, events: list[Any]) -> None:
+    """Append events to the run's files the way the trainer's JSONL sinks split them."""
+    for ev in events:
+        name = "metrics.jsonl" if ev.kind in METRICS_KINDS else "events.jsonl"
+        with (run_dir / name).open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(ev.to_json()) + "\n")
+
+
+class ScriptedRun:
+    """Stands in for `headless_command`: the app starts this file as its child process, which
+    writes the scripted events into the run directory as the trainer would. Modes: "complete";
+    "wait" (runs until SIGINT, then ends "stopped" with exit 130 like the headless trainer);
+    "crash" (writes RunStarted, prints a traceback and exits 1, without a RunEnded)."""
+
+    def __init__(self, mode: str = "complete") -> None:
+        self.mode = mode
         self.calls: list[dict[str, Any]] = []
-        self.started = threading.Event()
 
-    def __call__(self, plan, plan_dir, host, sinks, stop_event, run_dir, resume):
-        self.calls.append({"plan": plan, "plan_dir": plan_dir, "run_dir": run_dir, "resume": resume})
-        events = scripted_events(str(run_dir))
-        for ev in events[:-2]:
-            for sink in sinks:
-                sink(ev)
-        self.started.set()
-        if self.wait_for_stop:
-            stop_event.wait(30)  # bounded: a failing test must not leave a thread that blocks exit
-            end = RunEnded(status="stopped", step=events[-1].step, epoch=events[-1].epoch)
-        else:
-            end = events[-1]
-        for sink in sinks:
-            sink(end)
-        return {"status": end.status}
+    def __call__(self, plan_file: Path | None, run_dir: Path, resume: bool) -> list[str]:
+        plan = tomli.loads(plan_file.read_text(encoding="utf-8")) if plan_file else None
+        self.calls.append({"plan": plan, "run_dir": run_dir, "resume": resume})
+        return [sys.executable, __file__, self.mode, str(run_dir)]
+
+    def started(self, run_dir: Path, timeout: float = 10.0) -> bool:
+        """Wait (bounded) until the child has written its first events."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if (run_dir / "metrics.jsonl").exists():
+                return True
+            time.sleep(0.02)
+        return False
+
+
+def _scripted_child(mode: str, run_dir: Path) -> int:
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "run.json").write_text(json.dumps({"status": "running", "name": "scripted"}))
+    events = scripted_events(str(run_dir))
+    if mode == "crash":
+        append_events(run_dir, events[:1])
+        print("Traceback (most recent call last):\n  File \"train.py\", line 1\nRuntimeError: CUDA out of memory",
+              file=sys.stderr, flush=True)
+        return 1
+    append_events(run_dir, events[:-2])
+    if mode == "wait":
+        stop.wait(30)  # bounded: a failing test must not leave a process behind
+        end = RunEnded(status="stopped", step=events[-1].step, epoch=events[-1].epoch)
+        append_events(run_dir, [events[-2], end])
+        (run_dir / "run.json").write_text(json.dumps({"status": "stopped", "name": "scripted"}))
+        return 130
+    append_events(run_dir, events[-2:])
+    (run_dir / "run.json").write_text(json.dumps({"status": "completed", "name": "scripted"}))
+    return 0
 
 
 def write_run(path: Path, *, status: str, plan: dict[str, Any], margins: list[float],
@@ -83,3 +121,7 @@ def write_run(path: Path, *, status: str, plan: dict[str, Any], margins: list[fl
         (path / "checkpoints").mkdir()
         (path / "checkpoints" / "last.safetensors").write_bytes(b"")
     return path
+
+
+if __name__ == "__main__":
+    sys.exit(_scripted_child(sys.argv[1], Path(sys.argv[2])))

@@ -4,6 +4,9 @@ on the messages the app handled."""
 from __future__ import annotations
 
 import json
+import os
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,10 +18,9 @@ from workbench.plugin_host import load_plugins
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.data_pane import DiagnosticDone
 from workbench.tui.dialogs import ConfirmScreen, HelpScreen
-from workbench.tui.feed import FeedReady
 from workbench.tui.train_pane import TrainPane
 
-from ._tui_helpers import ScriptedTrainer, write_run
+from ._tui_helpers import ScriptedRun, append_events, write_run
 from .conftest import make_tiny_store
 
 SIZE = (120, 40)
@@ -72,7 +74,8 @@ async def test_plugins_screen_lists_items_and_shows_a_failing_plugin():
 
 async def test_setup_from_scratch_builds_the_plan_with_a_live_parameter_count(tmp_path, host):
     store = make_tiny_store(tmp_path / "tiny", lengths=(12, 10, 11, 9, 12, 10), dim=16)
-    app = WorkbenchApp(host=host)
+    run = ScriptedRun()
+    app = WorkbenchApp(host=host, train_command=run)
     async with app.run_test(size=SIZE) as pilot:
         setup = app.setup_pane
         path_input = setup.query_one("#store-path", Input)
@@ -109,23 +112,32 @@ async def test_setup_from_scratch_builds_the_plan_with_a_live_parameter_count(tm
         await pilot.pause()
         msg = str(setup.query_one("#setup-message", Static).render())
         assert "model.params.hidden_dim: expected int, got 'many'" in msg and "train.lr: expected float" in msg
-        assert app.train_worker is None
+        assert app.child is None and run.calls == []
 
 
-async def test_train_screen_follows_events_and_stop_ends_the_run(tmp_path, host):
-    trainer = ScriptedTrainer(wait_for_stop=True)
-    seen = []
-    app = WorkbenchApp(host=host, trainer=trainer, runs_dir=tmp_path / "runs")
-    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+async def _until(pilot, cond, timeout: float = 10.0) -> bool:
+    """Let the app run until `cond()` holds (bounded)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        await pilot.pause(0.05)
+    return cond()
+
+
+async def test_train_screen_follows_the_child_run_and_stop_ends_it(tmp_path, host):
+    run = ScriptedRun("wait")
+    app = WorkbenchApp(host=host, train_command=run, runs_dir=tmp_path / "runs", poll_s=0.05)
+    async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+t")
-        assert trainer.started.wait(10)
-        await pilot.pause(0.3)
         pane = app.query_one(TrainPane)
+        assert await _until(pilot, lambda: pane.epochs_shown == 3)
         assert app.query_one("#tabs", TabbedContent).active == "train"
         assert app.training and pane.status == "running" and pane.device.startswith("cpu")
-        assert pane.epochs_shown == 3
+        child_pid = app.child.pid
         table = app.query_one("#epoch-table", DataTable)
         assert [table.get_row_at(i)[4] for i in range(3)] == ["-0.100", "-0.050", "+0.000"]
+        assert table.get_row_at(0)[2] == "0.2500"  # epoch 0's loss: 1 / step 4
         assert table.get_row_at(0)[5] == "0.600"  # copy-last beside the model
         losses, evals = pane.series()
         assert losses["loss"][0] == [float(s) for s in range(1, 13)]
@@ -134,8 +146,8 @@ async def test_train_screen_follows_events_and_stop_ends_the_run(tmp_path, host)
         await pilot.pause(0.3)
         plot = app.query_one("#val-plot", PlotWidget)
         assert len(plot._datasets) == 4  # copy-last, context-mean, the model's line and its markers
-        assert any(isinstance(m, FeedReady) for m in seen)
-        assert trainer.calls[0]["run_dir"].parent == (tmp_path / "runs").resolve()
+        assert run.calls[0]["run_dir"].parent == (tmp_path / "runs").resolve()
+        assert run.calls[0]["plan"]["train"]["epochs"] >= 1  # the Setup form, saved as a plan file
         # quitting while training asks first; "no" keeps the run going
         await pilot.press("q")
         await pilot.pause()
@@ -143,43 +155,54 @@ async def test_train_screen_follows_events_and_stop_ends_the_run(tmp_path, host)
         await pilot.press("n")
         await pilot.pause()
         assert app.training
-        await pilot.press("x")
-        await _settle(pilot, app)
-        assert pane.status == "stopped" and not app.training
-        assert app.result == {"status": "stopped"}
+        await pilot.press("x")  # SIGINT to the child: it writes RunEnded "stopped" and exits 130
+        assert await _until(pilot, lambda: not app.training)
+        assert pane.status == "stopped"
+        assert app.result == {"status": "stopped", "exit_code": 130}
+        with pytest.raises(ProcessLookupError):
+            os.kill(child_pid, 0)  # reaped, not left behind
 
 
 async def test_quit_during_a_run_stops_it_then_exits(tmp_path, host):
-    trainer = ScriptedTrainer(wait_for_stop=True)
-    app = WorkbenchApp(host=host, trainer=trainer, runs_dir=tmp_path / "runs")
+    run = ScriptedRun("wait")
+    app = WorkbenchApp(host=host, train_command=run, runs_dir=tmp_path / "runs", poll_s=0.05)
     async with app.run_test(size=SIZE) as pilot:
         pane = app.train_pane
         await pilot.press("ctrl+t")
-        assert trainer.started.wait(10)
+        assert await _until(pilot, lambda: pane.status == "running")
         await pilot.press("q")
         await pilot.pause()
         await pilot.press("y")
-        await _settle(pilot, app)
-        assert app.stop_event.is_set()
+        assert await _until(pilot, lambda: not app.is_running)
     assert app.return_value == 0
     assert pane.status == "stopped"
+    assert app.child is None
 
 
 async def test_a_crashing_run_is_shown_and_the_app_keeps_working(tmp_path, host):
-    def crashing(*_args):
-        raise RuntimeError("CUDA out of memory")
-
-    app = WorkbenchApp(host=host, trainer=crashing, runs_dir=tmp_path / "runs")
+    app = WorkbenchApp(host=host, train_command=ScriptedRun("crash"), runs_dir=tmp_path / "runs", poll_s=0.05)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+t")
-        await _settle(pilot, app)
         pane = app.query_one(TrainPane)
-        assert pane.status == "failed"
+        assert await _until(pilot, lambda: pane.status == "failed")
         log = "\n".join(str(line.text) for line in app.query_one("#alerts", RichLog).lines)
-        assert "RuntimeError: CUDA out of memory" in log
+        assert "the run ended early (failed)" in log and "RuntimeError: CUDA out of memory" in log
+        assert not app.training and app.result == {"status": "failed", "exit_code": 1}
         await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
+
+
+async def test_a_child_that_cannot_run_the_plan_says_why(tmp_path, host):
+    def bad_input(plan_file, run_dir, resume):  # what the headless CLI does with a bad file
+        return [sys.executable, "-c", "import sys; print('error: data/x: not an article store', file=sys.stderr); sys.exit(2)"]
+
+    app = WorkbenchApp(host=host, train_command=bad_input, runs_dir=tmp_path / "runs", poll_s=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+t")
+        assert await _until(pilot, lambda: app.train_pane.status == "failed")
+        log = "\n".join(str(line.text) for line in app.query_one("#alerts", RichLog).lines)
+        assert "(bad input)" in log and "error: data/x: not an article store" in log
 
 
 async def test_runs_screen_compares_two_runs_and_resumes_a_stopped_one(tmp_path, host):
@@ -191,8 +214,8 @@ async def test_runs_screen_compares_two_runs_and_resumes_a_stopped_one(tmp_path,
     write_run(runs / "b-1", status="stopped", plan=other, margins=[-0.2, -0.05], checkpoint=True)
     (runs / "broken-1").mkdir()
     (runs / "broken-1" / "run.json").write_text("{")
-    trainer = ScriptedTrainer()
-    app = WorkbenchApp(host=host, runs_dir=runs, trainer=trainer)
+    run = ScriptedRun("complete")
+    app = WorkbenchApp(host=host, runs_dir=runs, train_command=run, poll_s=0.05)
     async with app.run_test(size=SIZE) as pilot:
         app.action_tab("runs")
         await pilot.pause()
@@ -218,10 +241,11 @@ async def test_runs_screen_compares_two_runs_and_resumes_a_stopped_one(tmp_path,
         assert "only a stopped run can be resumed" in str(app.query_one("#runs-message", Static).render())
         table.move_cursor(row=[p.path.name for p in pane.runs].index("b-1"))
         await pilot.press("r")
-        await _settle(pilot, app)
-        assert trainer.calls and trainer.calls[0]["resume"] == runs / "b-1"
-        assert trainer.calls[0]["plan"]["name"] == "b"
+        assert await _until(pilot, lambda: not app.training)
+        assert run.calls == [{"plan": None, "run_dir": runs / "b-1", "resume": True}]
         assert app.train_pane.status == "completed"
+        # the earlier epochs (b-1's history) come first, then the resumed run's
+        assert app.train_pane.series()[1]["val/margin"][1][:2] == [-0.2, -0.05]
 
 
 async def test_attach_follows_a_run_another_process_is_writing(tmp_path, host):
@@ -231,13 +255,9 @@ async def test_attach_follows_a_run_another_process_is_writing(tmp_path, host):
     run.mkdir(parents=True)
     (run / "run.json").write_text(json.dumps({"status": "running"}))
     events = scripted_events(str(run))
-    metrics_kinds = {"StepLogged", "EpochEnded", "EvalDone"}
 
     def append(evs):
-        for ev in evs:
-            name = "metrics.jsonl" if ev.kind in metrics_kinds else "events.jsonl"
-            with (run / name).open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(ev.to_json()) + "\n")
+        append_events(run, evs)
 
     append(events[:8])
     app = WorkbenchApp(host=host, runs_dir=tmp_path / "runs", poll_s=0.05)

@@ -3,6 +3,7 @@ real trainer on the bundled demo store, the 5CAT battery on the run's checkpoint
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -102,9 +103,13 @@ async def test_train_the_tiny_plan_on_the_demo_store_then_gate_it_and_resume(tmp
         await _choose_store(pilot, app, DEMO_STORE)
         _tiny_plan(app, epochs=1)
         await pilot.press("ctrl+t")
-        await _settle(pilot, app)
+        assert app.child is not None  # trained by `python -m workbench.cli --run` in a child process
+        end = time.monotonic() + 180
+        while app.training and time.monotonic() < end:
+            await pilot.pause(0.1)
         pane = app.train_pane
         assert pane.status == "completed", [r for r in pane.records if r.get("kind") in ("Alert", "RunEnded")]
+        assert app.result == {"status": "completed", "exit_code": 0}
         assert pane.epochs_shown == 1 and pane.step == pane.total_steps > 0
         run_dir = Path(pane.run_dir)
         assert (run_dir / "checkpoints" / "best.safetensors").is_file()

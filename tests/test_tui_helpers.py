@@ -1,20 +1,21 @@
 """The TUI's non-Textual helpers: run-directory reading, JSONL tailing, plan diffs, form parsing,
-and the coalescing event feed."""
+the thinning of long curves and the child process a run trains in."""
 
 from __future__ import annotations
 
 import json
-import threading
+import signal
+import sys
+import time
 
 import pytest
 
 from lvm_core.errors import InputError
-from lvm_core.events import StepLogged
 from lvm_core.params import Param
-from workbench.tui.feed import EventFeed, FeedReady
+from workbench.tui.child_run import ChildRun, exit_reason, headless_command
 from workbench.tui.planform import merge, param_text, parse_inline, parse_param, relative_store, resolve_store, toml_inline, widget_id
 from workbench.tui.rundirs import JsonlTail, curves, plan_diff, read_run, scan_runs
-from workbench.tui.train_pane import format_eta
+from workbench.tui.train_pane import format_eta, thin
 
 
 def test_jsonl_tail_returns_only_complete_new_lines(tmp_path):
@@ -119,21 +120,53 @@ def test_format_eta():
     assert format_eta(None) == "-" and format_eta(float("inf")) == "-"
 
 
-def test_event_feed_keeps_every_event_and_coalesces_wakeups():
-    posted = []
-    feed = EventFeed(posted.append)
-    threads = [threading.Thread(target=lambda i=i: [feed.sink(StepLogged(step=i * 100 + k, epoch=0, total_steps=1,
-                                                                       metrics={}, samples_per_s=1.0))
-                                                  for k in range(50)]) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    records = feed.drain()
-    assert len(records) == 200 and sorted(r["step"] for r in records) == sorted(i * 100 + k for i in range(4) for k in range(50))
-    assert all(r["kind"] == "StepLogged" for r in records)
-    assert feed.drain() == []
-    assert len(posted) == 200
-    assert posted[1].can_replace(posted[0])  # a newer wake-up replaces a queued older one
-    other = EventFeed(posted.append)
-    assert not FeedReady(other).can_replace(posted[0])
+def test_thin_keeps_the_ends_and_spaces_the_rest_evenly():
+    assert thin([1.0, 2.0, 3.0], 5) == [1.0, 2.0, 3.0]  # short curves are drawn whole
+    xs = [float(i) for i in range(11)]
+    assert thin(xs, 3) == [0.0, 5.0, 10.0]
+    assert thin(xs, 6) == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
+    assert len(thin(list(range(10_001)), 600)) == 600 and thin(list(range(10_001)), 600)[-1] == 10_000
+
+
+def test_headless_command_is_the_cli_through_this_interpreter(tmp_path):
+    run_dir = tmp_path / "runs" / "r-1"
+    assert headless_command(tmp_path / "p.toml", run_dir, False) == [
+        sys.executable, "-m", "workbench.cli", "--run", str(tmp_path / "p.toml"), "--run-dir", str(run_dir)]
+    assert headless_command(None, run_dir, True) == [sys.executable, "-m", "workbench.cli", "--resume", str(run_dir)]
+
+
+def test_child_run_log_tail_exit_code_and_stop(tmp_path):
+    script = ("import signal, sys, time\n"
+              "signal.signal(signal.SIGINT, lambda *a: (print('stopping: saved last', flush=True), sys.exit(130)))\n"
+              "for i in range(20): print(f'line {i}')\n"
+              "print('ready', flush=True)\n"
+              "time.sleep(30)\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    child = ChildRun([sys.executable, "-c", script], work)
+    end = time.monotonic() + 10
+    while "ready" not in child.log_tail(1) and time.monotonic() < end:
+        time.sleep(0.02)
+    assert child.poll() is None
+    assert child.log_tail(3) == "line 18\nline 19\nready"  # the last lines, in order
+    assert child.stop_and_wait(10) == 130  # SIGINT reaches the child's own handler
+    assert child.log_tail(1) == "stopping: saved last"
+    child.cleanup()
+    assert not work.exists()
+
+
+def test_child_run_that_ignores_stop_is_killed_after_the_wait(tmp_path):
+    script = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nprint('up', flush=True)\ntime.sleep(30)\n"
+    child = ChildRun([sys.executable, "-c", script], tmp_path)
+    end = time.monotonic() + 10
+    while "up" not in child.log_tail(1) and time.monotonic() < end:
+        time.sleep(0.02)
+    t0 = time.monotonic()
+    assert child.stop_and_wait(0.3) == -signal.SIGKILL
+    assert time.monotonic() - t0 < 5
+
+
+def test_exit_reason_names_the_cli_exit_codes():
+    assert exit_reason(0) == "done" and exit_reason(2) == "bad input" and exit_reason(130) == "interrupted"
+    assert exit_reason(1) == "failed" and exit_reason(7) == "exit code 7"
+    assert exit_reason(-signal.SIGKILL) == "killed by SIGKILL"

@@ -1,35 +1,34 @@
 """The workbench screen: `lvm-workbench` with no arguments.
 
-One App with a tab per job (Setup, Train, Gates, Data, Runs, Plugins). Training runs in a
-thread worker that calls `lvm_core.train.train(setup, sinks, stop_event)`; its only sink is an
-EventFeed that posts coalesced wake-ups, so the UI never blocks the trainer and the trainer
-never blocks the UI. Stop sets the stop event (the trainer saves `last` and ends "stopped").
+One App with a tab per job (Setup, Train, Gates, Data, Runs, Plugins). Training runs in a child
+process, `python -m workbench.cli --run PLAN --run-dir D`, exactly as a person runs it headless,
+and the Train screen follows D/metrics.jsonl and D/events.jsonl: a run trained here and a run
+followed through its files are one code path, and the trainer never competes with the UI for
+the GIL. Stop sends SIGINT (the trainer saves `last` and ends "stopped").
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import tomli
-from textual import on, work
+from textual import on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, TabbedContent, TabPane
-from textual.worker import Worker, WorkerState
 
 from lvm_core.atomic import write_text
 from lvm_core.errors import InputError, InputErrors
 
 from ..plugin_host import PluginHost, load_plugins
+from .child_run import ChildRun, Command, exit_reason, headless_command
 from .data_pane import DataPane
 from .dialogs import ConfirmScreen, HelpScreen, PathScreen
 from .gates_pane import GatesPane
-from .feed import EventFeed, FeedReady
 from .planform import relative_store
 from .plugins_pane import PluginsPane
 from .rundirs import JsonlTail
@@ -37,9 +36,9 @@ from .runs_pane import RunsPane
 from .setup_pane import SetupPane
 from .train_pane import TrainPane
 
-#: trainer(plan_dict, plan_dir, host, sinks, stop_event, run_dir, resume) -> result
-Trainer = Callable[..., Any]
 TABS = ("setup", "train", "gates", "data", "runs", "plugins")
+#: seconds a stopping run gets to save its checkpoint when the app quits, before it is killed
+QUIT_WAIT_S = 15.0
 
 
 def error_lines(exc: BaseException) -> list[str]:
@@ -49,18 +48,6 @@ def error_lines(exc: BaseException) -> list[str]:
     if isinstance(exc, InputError):
         return [exc.line()]
     return [f"{type(exc).__name__}: {exc}"]
-
-
-def run_with_engine(plan: dict[str, Any], plan_dir: Path, host: PluginHost, sinks: list[Any],
-                    stop_event: threading.Event, run_dir: Path | None, resume: Path | None) -> Any:
-    """Validate the plan, prepare the run and train: the same calls the headless mode makes."""
-    from lvm_core.train import train
-
-    from .. import session
-
-    checked = session.plan_from_dict(plan, plan_dir)
-    setup = session.prepare_run(checked, host, run_dir=run_dir, resume=resume)
-    return train(setup, sinks, stop_event=stop_event)
 
 
 def load_host() -> tuple[PluginHost, list[str]]:
@@ -94,7 +81,8 @@ class WorkbenchApp(App[int]):
     ]
 
     def __init__(self, *, runs_dir: Path | None = None, plan_path: Path | None = None,
-                 host: PluginHost | None = None, trainer: Trainer | None = None, poll_s: float = 0.2) -> None:
+                 host: PluginHost | None = None, train_command: Command | None = None,
+                 poll_s: float = 0.2, child_nice: int = 0) -> None:
         super().__init__()
         if host is None:
             host, self.host_problems = load_host()
@@ -103,14 +91,14 @@ class WorkbenchApp(App[int]):
         self.host = host
         self.runs_dir = (runs_dir or Path.cwd() / "runs").resolve()
         self.plan_path = plan_path
-        self.trainer = trainer or run_with_engine
+        self.train_command: Command = train_command or headless_command
         self.poll_s = poll_s
-        self.stop_event: threading.Event | None = None
-        self.train_worker: Worker | None = None
-        self.feed = EventFeed(self.post_message)
-        self.result: Any = None
+        self.child_nice = child_nice
+        self.child: ChildRun | None = None
+        self.result: dict[str, Any] | None = None
         self._tails: list[JsonlTail] = []
         self._attach_timer: Any = None
+        self._run_ended = False
         self._quit_after_run = False
 
     # ---- layout --------------------------------------------------------------------------
@@ -151,7 +139,8 @@ class WorkbenchApp(App[int]):
 
     @property
     def training(self) -> bool:
-        return self.train_worker is not None and self.train_worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
+        """A child run is going (until its exit has been handled)."""
+        return self.child is not None
 
     # ---- palette and help ----------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
@@ -281,46 +270,110 @@ class WorkbenchApp(App[int]):
             path = self.runs_dir / f"{name}-{stamp}-{n}"
         return path
 
-    def start_run(self, plan: dict[str, Any], plan_dir: Path, *, run_dir: Path | None, resume: Path | None) -> None:
-        self.detach()
-        self.stop_event = threading.Event()
-        self.feed = EventFeed(self.post_message)
-        self.train_pane.reset("resuming " + resume.name if resume else "training")
-        self.action_tab("train")
-        self.train_worker = self._train(plan, plan_dir, run_dir, resume, self.feed, self.stop_event)
+    def start_run(self, plan: dict[str, Any] | None, plan_dir: Path, *, run_dir: Path | None,
+                  resume: Path | None) -> bool:
+        """Validate the plan here (problems show in Setup), save it, and train it in a child process.
 
-    @work(thread=True, exclusive=True, group="train", exit_on_error=False, description="training")
-    def _train(self, plan: dict[str, Any], plan_dir: Path, run_dir: Path | None, resume: Path | None,
-               feed: EventFeed, stop: threading.Event) -> Any:
-        return self.trainer(plan, plan_dir, self.host, [feed.sink], stop, run_dir, resume)
+        With `resume`, the child continues that run directory (`--resume D`); its earlier records
+        are shown first, so the curves start at step 0.
+        """
+        from .. import session
+
+        self.detach()
+        workdir = ChildRun.make_workdir()
+        plan_file: Path | None = None
+        if resume is None:
+            assert plan is not None and run_dir is not None
+            try:
+                checked = session.plan_from_dict(plan, plan_dir)
+            except InputError as exc:
+                ChildRun.cleanup_dir(workdir)
+                self._setup_error(error_lines(exc))
+                self.action_tab("setup")
+                return False
+            plan_file = workdir / "plan.toml"
+            write_text(plan_file, session.plan_to_toml(checked))  # absolute paths: valid from anywhere
+            target = run_dir
+        else:
+            target = resume
+        pane = self.train_pane
+        pane.reset(f"resuming {resume.name}" if resume else "training")
+        pane.run_dir = str(target)
+        self._tails = [JsonlTail(target / "events.jsonl"), JsonlTail(target / "metrics.jsonl")]
+        history = self._read_tails()
+        if history:
+            pane.add_records(history)
+            pane.set_status(f"resuming from step {pane.step}")
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.child = ChildRun(self.train_command(plan_file, target, resume is not None), workdir, nice=self.child_nice)
+        except OSError as exc:
+            ChildRun.cleanup_dir(workdir)
+            pane.fail(f"cannot start the run: {exc}")
+            return False
+        self._run_ended = False
+        self.result = None
+        self._attach_timer = self.set_interval(self.poll_s, self._poll_run)
+        self.action_tab("train")
+        return True
 
     def action_stop(self) -> None:
-        if self.training and self.stop_event is not None:
-            self.stop_event.set()
+        if self.child is not None:
+            self.child.stop()
             self.notify("stopping: the run saves its last checkpoint")
         elif self._attach_timer is not None:
             self.detach()
             self.notify("detached (the headless run goes on)")
 
-    @on(FeedReady)
-    def _feed_ready(self, message: FeedReady) -> None:
-        self.train_pane.add_records(message.feed.drain())
+    def _read_tails(self) -> list[dict[str, Any]]:
+        """New records of the followed run, in time order (events and metrics interleaved)."""
+        records = [r for tail in self._tails for r in tail.read_new()]
+        records.sort(key=lambda r: r.get("t", 0.0))
+        return records
 
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker is not self.train_worker:
+    def _poll_run(self) -> None:
+        """Show what the run wrote since the last poll; handle the child's exit once it is read."""
+        code = self.child.poll() if self.child is not None else None  # before reading: nothing is missed
+        records = self._read_tails()
+        if records:
+            self.train_pane.add_records(records)
+            self._run_ended = self._run_ended or any(r.get("kind") == "RunEnded" for r in records)
+        if self.child is None:  # following a headless process: done when it says so
+            if self._run_ended:
+                self.detach()
+                self.runs_pane.refresh_runs()
             return
-        if event.state == WorkerState.SUCCESS:
-            self.result = event.worker.result
-            self.train_pane.add_records(self.feed.drain())
-            self.runs_pane.refresh_runs()
-        elif event.state == WorkerState.ERROR:
-            self.train_pane.add_records(self.feed.drain())
-            lines = error_lines(event.worker.error) if event.worker.error else ["unknown error"]
-            self.train_pane.fail("; ".join(lines))
-            self.notify(lines[0], severity="error", timeout=8)
-            self.runs_pane.refresh_runs()
-        if event.state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED) and self._quit_after_run:
+        if code is not None:
+            self._child_exited(code)
+
+    def _child_exited(self, code: int) -> None:
+        child, self.child = self.child, None
+        assert child is not None
+        self.detach()
+        pane = self.train_pane
+        if not self._run_ended:
+            tail = child.log_tail()
+            lines = [f"the run ended early ({exit_reason(code)})"] + (tail.splitlines() if tail else [])
+            pane.fail("\n".join(lines))
+            self.notify(tail.splitlines()[-1] if tail else lines[0], severity="error", timeout=8)
+        self.result = {"status": pane.status, "exit_code": code}
+        child.cleanup()
+        self.runs_pane.refresh_runs()
+        if self._quit_after_run:
             self.exit(0)
+
+    def _force_quit(self) -> None:
+        """The stopping run did not end in time: kill it and quit anyway."""
+        if self.child is not None:
+            self._child_exited(self.child.stop_and_wait(0.5))
+        self.exit(0)
+
+    def on_unmount(self) -> None:
+        """Never leave a child training behind the app's back."""
+        if self.child is not None:
+            self.child.stop_and_wait(5.0)
+            self.child.cleanup()
+            self.child = None
 
     # ---- runs: resume and attach ---------------------------------------------------------
     @on(RunsPane.ResumeRequested)
@@ -328,17 +381,7 @@ class WorkbenchApp(App[int]):
         if self.training:
             self.notify("a run is already training; stop it first (x)", severity="warning")
             return
-        path = message.run_dir / "plan.toml"
-        try:
-            plan = tomli.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomli.TOMLDecodeError) as exc:
-            self.runs_pane.say(f"{path}: cannot read the run's plan ({exc})", error=True)
-            return
-        try:
-            plan_dir = Path(json.loads((message.run_dir / "run.json").read_text(encoding="utf-8")).get("plan_dir") or message.run_dir)
-        except (OSError, ValueError, AttributeError):
-            plan_dir = message.run_dir
-        self.start_run(plan, plan_dir, run_dir=None, resume=message.run_dir)
+        self.start_run(None, message.run_dir, run_dir=None, resume=message.run_dir)
 
     @on(RunsPane.AttachRequested)
     def _attach_requested(self, message: RunsPane.AttachRequested) -> None:
@@ -353,19 +396,10 @@ class WorkbenchApp(App[int]):
         self.train_pane.reset(f"following {run_dir.name}")
         self.train_pane.run_dir = str(run_dir)
         self._tails = [JsonlTail(run_dir / "events.jsonl"), JsonlTail(run_dir / "metrics.jsonl")]
-        self._attach_timer = self.set_interval(self.poll_s, self._poll_attached)
-        self._poll_attached()
+        self._run_ended = False
+        self._attach_timer = self.set_interval(self.poll_s, self._poll_run)
+        self._poll_run()
         self.action_tab("train")
-
-    def _poll_attached(self) -> None:
-        records = [r for tail in self._tails for r in tail.read_new()]
-        if not records:
-            return
-        records.sort(key=lambda r: r.get("t", 0.0))
-        self.train_pane.add_records(records)
-        if any(r.get("kind") == "RunEnded" for r in records):
-            self.detach()
-            self.runs_pane.refresh_runs()
 
     def detach(self) -> None:
         if self._attach_timer is not None:
@@ -380,9 +414,10 @@ class WorkbenchApp(App[int]):
             return
 
         def answered(yes: bool | None) -> None:
-            if yes and self.stop_event is not None:
+            if yes and self.child is not None:
                 self._quit_after_run = True
-                self.stop_event.set()
+                self.child.stop()
+                self.set_timer(QUIT_WAIT_S, self._force_quit)
                 self.notify("stopping the run, then quitting")
 
         self.push_screen(ConfirmScreen("A run is training. Stop it (saving its last checkpoint) and quit?"), answered)

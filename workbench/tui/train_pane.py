@@ -1,8 +1,10 @@
 """Train: progress with rate and ETA, live curves of every loss term and of the validation
 numbers beside the copy-last and context-mean baselines, a table of epochs, and alerts.
 
-The pane only reads event records (the dicts of `Event.to_json()`), so a run trained in this
-process and a run followed through its metrics.jsonl look exactly the same.
+The pane only reads event records (the dicts of `Event.to_json()`, as metrics.jsonl and
+events.jsonl hold them): a run trained from this screen and a run followed through its files are
+shown by the same code. Records arrive in batches (one per poll); the charts are redrawn at most
+four times a second, from per-kind lists kept as records arrive, thinned to MAX_POINTS a curve.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from .rundirs import curves
 
 LINE_STYLES = ["bright_cyan", "bright_magenta", "bright_yellow", "bright_green", "bright_red", "bright_blue", "white"]
 BASELINES = (("copy_last", "red"), ("context_mean", "yellow"))
+#: most points drawn per curve; longer curves are thinned evenly (the last point always kept)
+MAX_POINTS = 600
 EPOCH_COLUMNS = ("epoch", "step", "loss", "val cos", "val margin", "copy-last cos", "ctx-mean cos", "R@1")
 
 
@@ -28,6 +32,14 @@ def format_eta(seconds: float | None) -> str:
         return "-"
     s = int(round(seconds))
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def thin(values: list[float], most: int) -> list[float]:
+    """At most `most` values, evenly spaced, first and last kept (a long curve drawn cheaply)."""
+    n = len(values)
+    if n <= most:
+        return values
+    return [values[round(i * (n - 1) / (most - 1))] for i in range(most)]
 
 
 def _fmt(value: Any, spec: str = ".3f") -> str:
@@ -42,6 +54,9 @@ class TrainPane(Vertical):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.records: list[dict[str, Any]] = []
+        self.step_records: list[dict[str, Any]] = []
+        self.eval_records: list[dict[str, Any]] = []
+        self.epoch_loss: dict[Any, float] = {}
         self.status = "idle"
         self.run_dir: str | None = None
         self.device = ""
@@ -82,7 +97,11 @@ class TrainPane(Vertical):
     def reset(self, source: str) -> None:
         """Forget the previous run's curves before showing a new one."""
         self.records.clear()
+        self.step_records.clear()
+        self.eval_records.clear()
+        self.epoch_loss.clear()
         self.alerts.clear()
+        self.device = ""
         self.status, self.step, self.total_steps, self.epochs_shown = "starting", 0, 0, 0
         self.run_dir = None
         self._started_at, self._first_step = time.monotonic(), None
@@ -102,6 +121,7 @@ class TrainPane(Vertical):
                 self.device = f"{rec.get('device', '?')} ({rec.get('device_reason', '')})".replace(" ()", "")
                 self.total_steps = int(rec.get("total_steps") or 0)
                 self.status = "running"
+                self._first_step = None  # the rate counts this process's steps only
                 resumed = rec.get("resumed_from_step")
                 if resumed:
                     self.step = int(resumed)
@@ -111,7 +131,13 @@ class TrainPane(Vertical):
                 self.total_steps = int(rec.get("total_steps") or self.total_steps)
                 if self._first_step is None:
                     self._first_step = (time.monotonic(), self.step)
+                self.step_records.append(rec)
+            elif kind == "EpochEnded":
+                loss = (rec.get("metrics") or {}).get("loss")
+                if isinstance(loss, (int, float)):
+                    self.epoch_loss[rec.get("epoch")] = loss
             elif kind == "EvalDone":
+                self.eval_records.append(rec)
                 self._add_epoch_row(rec)
             elif kind == "Alert":
                 self.alerts.append(rec)
@@ -132,6 +158,10 @@ class TrainPane(Vertical):
         self._update_status()
         self._dirty = True
 
+    def set_status(self, status: str) -> None:
+        self.status = status
+        self._update_status()
+
     def fail(self, message: str) -> None:
         """The run could not start or crashed outside the trainer: say so, keep the app alive."""
         self.status = "failed"
@@ -147,8 +177,7 @@ class TrainPane(Vertical):
     def _add_epoch_row(self, rec: dict[str, Any]) -> None:
         m = rec.get("metrics", {})
         epoch = rec.get("epoch")
-        losses = [r for r in self.records if r.get("kind") == "EpochEnded" and r.get("epoch") == epoch]
-        loss = losses[-1]["metrics"].get("loss") if losses else None
+        loss = self.epoch_loss.get(epoch)
         self.query_one("#epoch-table", DataTable).add_row(
             str(epoch), str(rec.get("step")), _fmt(loss, ".4f"), _fmt(m.get("val/cos")), _fmt(m.get("val/margin"), "+.3f"),
             _fmt(m.get("val/copy_last/cos")), _fmt(m.get("val/context_mean/cos")), _fmt(m.get("val/R@1")),
@@ -167,7 +196,7 @@ class TrainPane(Vertical):
         return rate, (self.total_steps - self.step) / rate
 
     def _update_status(self) -> None:
-        last = next((r for r in reversed(self.records) if r.get("kind") == "StepLogged"), None)
+        last = self.step_records[-1] if self.step_records else None
         samples = f"{last['samples_per_s']:.0f} samples/s" if last and last.get("samples_per_s") else ""
         rate, eta = self.rate_and_eta()
         parts = [self.status]
@@ -197,8 +226,8 @@ class TrainPane(Vertical):
 
     def series(self) -> tuple[dict[str, tuple[list[float], list[float]]], dict[str, tuple[list[float], list[float]]]]:
         """(loss terms by step, validation metrics by epoch) from the records so far."""
-        steps = curves([r for r in self.records if r.get("kind") == "StepLogged"], x_key="step")
-        evals = curves([r for r in self.records if r.get("kind") == "EvalDone"], x_key="epoch")
+        steps = curves(self.step_records, x_key="step")
+        evals = curves(self.eval_records, x_key="epoch")
         return {k: v for k, v in steps.items() if k == "loss" or k.startswith("loss/")}, evals
 
     def _redraw_if_dirty(self) -> None:
@@ -209,6 +238,7 @@ class TrainPane(Vertical):
         loss_plot = self.query_one("#loss-plot", PlotWidget)
         loss_plot.clear()
         for i, (name, (xs, ys)) in enumerate(sorted(losses.items())):
+            xs, ys = thin(xs, MAX_POINTS), thin(ys, MAX_POINTS)
             loss_plot.plot(xs, ys, line_style=LINE_STYLES[i % len(LINE_STYLES)], label=name)
         if len(losses) > 1:
             loss_plot.show_legend()
