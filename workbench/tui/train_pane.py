@@ -13,6 +13,7 @@ import math
 import time
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Label, ProgressBar, RichLog, Sparkline, Static
@@ -22,6 +23,8 @@ from .rundirs import curves
 
 LINE_STYLES = ["bright_cyan", "bright_magenta", "bright_yellow", "bright_green", "bright_red", "bright_blue", "white"]
 BASELINES = (("copy_last", "red"), ("context_mean", "yellow"))
+#: seconds between redraws of the status line and charts while records arrive
+REDRAW_S = 0.5
 #: most points drawn per curve; longer curves are thinned evenly (the last point always kept)
 MAX_POINTS = 600
 EPOCH_COLUMNS = ("epoch", "step", "loss", "val cos", "val margin", "copy-last cos", "ctx-mean cos", "R@1")
@@ -65,7 +68,10 @@ class TrainPane(Vertical):
         self.chart = "margin"
         self.alerts: list[dict[str, Any]] = []
         self.epochs_shown = 0
-        self._dirty = False
+        self._dirty = False  # the status line and progress bar
+        self._loss_dirty = False
+        self._val_dirty = False
+        self._shown: tuple[Any, ...] = ()
         self._started_at: float | None = None
         self._first_step: tuple[float, int] | None = None
 
@@ -74,7 +80,7 @@ class TrainPane(Vertical):
         yield ProgressBar(id="train-progress", show_eta=False)
         with Horizontal(id="train-charts"):
             with Vertical(classes="chart"):
-                yield Label("loss terms (by step)", classes="chart-title")
+                yield Label("loss terms (by step)", id="loss-title", classes="chart-title")
                 yield PlotWidget(id="loss-plot", allow_pan_and_zoom=False)
             with Vertical(classes="chart"):
                 yield Label("", id="val-title", classes="chart-title")
@@ -91,7 +97,7 @@ class TrainPane(Vertical):
     def on_mount(self) -> None:
         self.query_one("#epoch-table", DataTable).add_columns(*EPOCH_COLUMNS)
         self._set_val_title()
-        self.set_interval(0.25, self._redraw_if_dirty)
+        self.set_interval(REDRAW_S, self._redraw_if_dirty)
 
     # ---- state ---------------------------------------------------------------------------
     def reset(self, source: str) -> None:
@@ -109,7 +115,8 @@ class TrainPane(Vertical):
         self.query_one("#alerts", RichLog).clear()
         self.query_one("#train-progress", ProgressBar).update(total=None, progress=0)
         self.query_one("#train-status", Static).update(f"starting ({source})")
-        self._dirty = True
+        self._shown = ()
+        self._dirty = self._loss_dirty = self._val_dirty = True
 
     def add_records(self, records: list[dict[str, Any]]) -> None:
         """Take in new event records (in order) and update what depends on them."""
@@ -132,12 +139,14 @@ class TrainPane(Vertical):
                 if self._first_step is None:
                     self._first_step = (time.monotonic(), self.step)
                 self.step_records.append(rec)
+                self._loss_dirty = True
             elif kind == "EpochEnded":
                 loss = (rec.get("metrics") or {}).get("loss")
                 if isinstance(loss, (int, float)):
                     self.epoch_loss[rec.get("epoch")] = loss
             elif kind == "EvalDone":
                 self.eval_records.append(rec)
+                self._val_dirty = True
                 self._add_epoch_row(rec)
             elif kind == "Alert":
                 self.alerts.append(rec)
@@ -155,11 +164,11 @@ class TrainPane(Vertical):
                     self._log("error", f"run {self.status}: {rec['error']}")
                 else:
                     self._log("info", f"run {self.status} at step {self.step}")
-        self._update_status()
-        self._dirty = True
+        self._dirty = True  # drawn by the next tick, with whatever else arrived by then
 
     def set_status(self, status: str) -> None:
         self.status = status
+        self._dirty = True
         self._update_status()
 
     def fail(self, message: str) -> None:
@@ -170,8 +179,6 @@ class TrainPane(Vertical):
 
     def _log(self, level: str, text: str) -> None:
         style = {"error": "bold red", "warning": "yellow"}.get(level, "")
-        from rich.text import Text
-
         self.query_one("#alerts", RichLog).write(Text(f"{level}: {text}", style=style))
 
     def _add_epoch_row(self, rec: dict[str, Any]) -> None:
@@ -209,42 +216,69 @@ class TrainPane(Vertical):
             parts.append(f"ETA {format_eta(eta)}")
         if self.run_dir:
             parts.append(str(self.run_dir))
-        self.query_one("#train-status", Static).update("  ·  ".join(parts))
-        bar = self.query_one("#train-progress", ProgressBar)
-        if self.total_steps:
-            bar.update(total=self.total_steps, progress=self.step)
+        text = "  ·  ".join(parts)
+        if self._shown[:1] != (text,):
+            self.query_one("#train-status", Static).update(text, layout=False)
+        if self.total_steps and self._shown[1:] != (self.total_steps, self.step):
+            self.query_one("#train-progress", ProgressBar).update(total=self.total_steps, progress=self.step)
+        self._shown = (text, self.total_steps, self.step)
 
     # ---- charts --------------------------------------------------------------------------
     def toggle_chart(self) -> None:
         self.chart = self.CHARTS[(self.CHARTS.index(self.chart) + 1) % len(self.CHARTS)]
-        self._set_val_title()
-        self._dirty = True
+        self._val_dirty = True
         self._redraw_if_dirty()
 
-    def _set_val_title(self) -> None:
-        self.query_one("#val-title", Label).update(f"val {self.chart} by epoch vs baselines  [m: cos/margin]")
+    def _set_val_title(self, keys: list[tuple[str, str]] = ()) -> None:
+        self._title("#val-title", f"val {self.chart}", keys)
+
+    def _title(self, selector: str, text: str, keys: list[tuple[str, str]]) -> None:
+        """A chart's title with its key (`█ name` in each line's colour). The plots' own legends
+        are not used: every legend update costs a layout pass of the whole screen, and the title
+        is a fixed box whose text changes without one."""
+        title = Text(text + (" " if keys else ""), style="")
+        for name, style in keys:
+            title.append("  █", style=style)
+            title.append(f" {name}")
+        self.query_one(selector, Label).update(title, layout=False)
 
     def series(self) -> tuple[dict[str, tuple[list[float], list[float]]], dict[str, tuple[list[float], list[float]]]]:
         """(loss terms by step, validation metrics by epoch) from the records so far."""
+        return self.loss_series(), curves(self.eval_records, x_key="epoch")
+
+    def loss_series(self) -> dict[str, tuple[list[float], list[float]]]:
         steps = curves(self.step_records, x_key="step")
-        evals = curves(self.eval_records, x_key="epoch")
-        return {k: v for k, v in steps.items() if k == "loss" or k.startswith("loss/")}, evals
+        return {k: v for k, v in steps.items() if k == "loss" or k.startswith("loss/")}
 
     def _redraw_if_dirty(self) -> None:
-        if not self._dirty:
-            return
-        self._dirty = False
-        losses, evals = self.series()
+        """The periodic tick (REDRAW_S): redraw only what new records changed."""
+        if self._dirty:
+            self._dirty = False
+            self._update_status()
+        if self._loss_dirty:
+            self._loss_dirty = False
+            self._draw_losses(self.loss_series())
+        if self._val_dirty:
+            self._val_dirty = False
+            self._draw_val(curves(self.eval_records, x_key="epoch"))
+
+    def _draw_losses(self, losses: dict[str, tuple[list[float], list[float]]]) -> None:
         loss_plot = self.query_one("#loss-plot", PlotWidget)
         loss_plot.clear()
+        keys = []
         for i, (name, (xs, ys)) in enumerate(sorted(losses.items())):
-            xs, ys = thin(xs, MAX_POINTS), thin(ys, MAX_POINTS)
-            loss_plot.plot(xs, ys, line_style=LINE_STYLES[i % len(LINE_STYLES)], label=name)
-        if len(losses) > 1:
-            loss_plot.show_legend()
+            style = LINE_STYLES[i % len(LINE_STYLES)]
+            loss_plot.plot(thin(xs, MAX_POINTS), thin(ys, MAX_POINTS), line_style=style, label=name)
+            keys.append((name, style))
+        self._title("#loss-title", "loss by step", keys if len(keys) > 1 else [])
+        if "loss" in losses:
+            self.query_one("#loss-spark", Sparkline).data = losses["loss"][1][-60:]
+
+    def _draw_val(self, evals: dict[str, tuple[list[float], list[float]]]) -> None:
         val_plot = self.query_one("#val-plot", PlotWidget)
         val_plot.clear()
         model = evals.get(f"val/{self.chart}")
+        keys = []
         if model:
             xs = model[0]
             span = [min(xs) - 0.5, max(xs) + 0.5] if len(xs) > 1 else [xs[0] - 1, xs[0] + 1]
@@ -252,10 +286,10 @@ class TrainPane(Vertical):
                 b = evals.get(f"val/{base}/{self.chart}")
                 if b:
                     val_plot.plot(span, [b[1][-1]] * 2, line_style=style, label=base.replace("_", "-"))
+                    keys.append(({"copy_last": "copy-last", "context_mean": "ctx-mean"}[base], style))
             val_plot.plot(*model, line_style="bright_cyan", label="model")
             val_plot.scatter(*model, marker="●", marker_style="bright_cyan")  # one epoch is one point
-            val_plot.show_legend()
-        if "loss" in losses:
-            self.query_one("#loss-spark", Sparkline).data = losses["loss"][1][-60:]
+            keys.insert(0, ("model", "bright_cyan"))
+        self._set_val_title(keys)
         if "val/margin" in evals:
             self.query_one("#margin-spark", Sparkline).data = evals["val/margin"][1][-60:]
