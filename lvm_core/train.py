@@ -130,6 +130,7 @@ class GateOutcome:
     passed: bool
     results: dict[str, Any]
     metrics: dict[str, float] = field(default_factory=dict)
+    battery: Any = None  # the full result object, for front ends that print the gate table
 
 
 GateRunner = Callable[[nn.Module, int, int], GateOutcome]  # (model, epoch, step) -> outcome
@@ -170,6 +171,7 @@ class RunResult:
     gates_passed: bool | None
     run_dir: str
     error: str | None = None
+    gates: Any = None  # the last GateOutcome.battery, when gates ran
 
 
 def metric_names(splits: Iterable[str], loss_names: Iterable[str], gates: bool = False) -> set[str]:
@@ -387,6 +389,7 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
             emit(Alert(0, 0, "info", "curriculum", f"data filter {sub.label}: {len(sub.index)} of {n_train} train windows{cut}"))
     base_metrics = baseline_metrics(setup.eval_sets)
     gates_passed: bool | None = None
+    last_battery: Any = None
     last_saved_step = step if resumed_from is not None else -1
 
     def state() -> dict[str, Any]:
@@ -409,7 +412,7 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
     def finish(status: str, error: str | None = None) -> RunResult:
         emit(RunEnded(status, step, epoch, best={k: v for k, v in best.items()}, error=error))
         write_report(run)
-        return RunResult(status, step, epoch, best, last_eval, gates_passed, str(run.path), error)
+        return RunResult(status, step, epoch, best, last_eval, gates_passed, str(run.path), error, last_battery)
 
     def rollback(tw: Tripwire) -> tuple[str, dict[str, float] | None]:
         """Restore the best checkpoint's weights and optimizer state, lower the named weight.
@@ -510,7 +513,7 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
                 if setup.gates is not None and ((setup.gates_every and epoch % setup.gates_every == 0) or epoch == cfg.epochs):
                     outcome = setup.gates(model, epoch, step)
                     model.train()
-                    gates_passed = outcome.passed
+                    gates_passed, last_battery = outcome.passed, outcome.battery
                     last_eval.update(outcome.metrics)
                     emit(GatesDone(epoch, step, outcome.score, outcome.passed, outcome.results))
                 emit(EvalDone(epoch, step, last_eval))

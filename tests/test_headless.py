@@ -58,6 +58,7 @@ def test_run_writes_a_complete_run_and_the_table(tmp_path, capsys):
     code = main(["--run", str(_plan(tmp_path)), "--run-dir", str(run_dir), "--device", "cpu"])
     out, err = capsys.readouterr()
     assert code == 3, err  # the tiny model fails the required 5CAT battery
+    assert "A offset sweep" in out and "5CAT (standard): FAIL" in out  # the gate table is printed
     files = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file())
     assert files == ["checkpoints/best.safetensors", "checkpoints/best.state.pt", "checkpoints/last.safetensors",
                      "checkpoints/last.state.pt", "events.jsonl", "gates.json", "metrics.jsonl", "plan.resolved.json",

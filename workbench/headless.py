@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Iterator, TextIO
 
 from lvm_core.errors import InputError
+from lvm_core.gate_report import console_table
 from lvm_core.events import Alert, CheckpointSaved, EvalDone, Event, GatesDone, RunEnded, RunStarted, StepLogged
 from lvm_core.rundir import format_table, metrics_table
 from lvm_core.train import RunResult, train
@@ -125,6 +126,8 @@ def final_report(result: RunResult, out: TextIO) -> None:
     if best.get("value") is not None:
         out.write(f"best checkpoint: {best['metric']} = {best['value']:.4f} at epoch {best['epoch']} "
                   f"({result.run_dir}/checkpoints/best.safetensors)\n")
+    if result.gates is not None:
+        out.write("\n" + console_table(result.gates, color=out.isatty()) + "\n")
     if result.gates_passed is not None:
         out.write(f"gates: {'passed' if result.gates_passed else 'FAILED'} (see {result.run_dir}/gates.json)\n")
     if result.error:

@@ -880,7 +880,7 @@ def _gate_runner(plan: Plan, host: PluginHost, splits: dict[str, tuple[ArticleSt
     def run(model: Any, epoch: int, step: int) -> GateOutcome:
         result = run_battery(torch_predictor(model, dev), splits, gates, samples=g.samples, horizon=g.horizon,
                              context_len=plan.data.context_len, seed=plan.seed)
-        return GateOutcome(result.score(), result.passed, result.to_json(), result.flat_metrics())
+        return GateOutcome(result.score(), result.passed, result.to_json(), result.flat_metrics(), result)
 
     return run
 
