@@ -25,6 +25,60 @@ def margin_rows(pred: np.ndarray, target: np.ndarray, last: np.ndarray) -> np.nd
     return cosine_rows(pred, target) - cosine_rows(pred, last)
 
 
+ArticleBlock = tuple[np.ndarray, np.ndarray, np.ndarray]  # (sample positions, target column, unit chunks)
+
+
+def article_blocks(store: ArticleStore, target_rows: np.ndarray) -> list[ArticleBlock]:
+    """Samples grouped by article: for each article, the positions of its samples, each target's
+    column in the article, and the article's chunk vectors normalised once. Callers that score
+    many predictors on the same samples (5CAT) build these once and pass them in."""
+    target_rows = np.asarray(target_rows, dtype=np.int64)
+    art = store.row_article[target_rows]
+    order = np.argsort(art, kind="stable")
+    cuts = np.r_[0, np.nonzero(np.diff(art[order]))[0] + 1, len(order)]
+    blocks: list[ArticleBlock] = []
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        if a == b:
+            continue
+        members = order[a:b]
+        sl = store.rows_of(int(art[members[0]]))
+        blocks.append((members, target_rows[members] - sl.start, l2_normalize(store.gather(np.arange(sl.start, sl.stop)))))
+    return blocks
+
+
+def within_article_ranks_both(
+    store: ArticleStore,
+    pred: np.ndarray,
+    target_rows: np.ndarray,
+    context_len: int,
+    *,
+    blocks: list[ArticleBlock] | None = None,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Rank of each target among the chunks of its article, and the number of candidates, for
+    two candidate sets from one product per article: "article" (every chunk, as the original
+    5CAT) and "without_context" (the `context_len` chunks just before the target removed, the
+    fairer set: copying the last chunk then cannot hide the target behind its own context).
+
+    rank = 1 + #{candidates c : cos(pred, c) > cos(pred, target)}: ties count in the target's
+    favour, as in the original.
+    """
+    pred = l2_normalize(pred)
+    n = len(target_rows)
+    rank_all, rank_open = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    n_all, n_open = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    for members, local_t, cand in blocks if blocks is not None else article_blocks(store, target_rows):
+        sims = pred[members] @ cand.T
+        better = sims > sims[np.arange(len(members)), local_t][:, None]
+        cols = local_t[:, None] - np.arange(1, context_len + 1)[None, :]
+        inside = cols >= 0  # a window near the article start has fewer chunks before it
+        ctx_better = np.take_along_axis(better, np.maximum(cols, 0), axis=1) & inside
+        rank_all[members] = 1 + better.sum(axis=1)
+        rank_open[members] = rank_all[members] - ctx_better.sum(axis=1)
+        n_all[members] = cand.shape[0]
+        n_open[members] = cand.shape[0] - inside.sum(axis=1)
+    return {"article": (rank_all, n_all), "without_context": (rank_open, n_open)}
+
+
 def within_article_ranks(
     store: ArticleStore,
     pred: np.ndarray,
@@ -32,33 +86,10 @@ def within_article_ranks(
     *,
     exclude_context: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rank of each target among the chunks of its article, and the number of candidates.
-
-    rank = 1 + #{candidates c : cos(pred, c) > cos(pred, target)} (ties count in the target's
-    favour, as in the original 5CAT). With `exclude_context = L`, the L context chunks just
-    before the target are removed from the candidates (the fairer set: copying the last chunk
-    then cannot hide the target behind its own context).
-    """
-    pred = l2_normalize(pred)
-    target_rows = np.asarray(target_rows, dtype=np.int64)
-    art = store.row_article[target_rows]
-    ranks = np.zeros(len(target_rows), dtype=np.int64)
-    n_cand = np.zeros(len(target_rows), dtype=np.int64)
-    for a in np.unique(art):
-        idx = np.nonzero(art == a)[0]
-        sl = store.rows_of(int(a))
-        cand = store.gather(np.arange(sl.start, sl.stop))  # (n, D)
-        sims = pred[idx] @ l2_normalize(cand).T  # (b, n)
-        local_t = target_rows[idx] - sl.start
-        true = sims[np.arange(len(idx)), local_t]
-        keep = np.ones_like(sims, dtype=bool)
-        if exclude_context:
-            cols = local_t[:, None] - np.arange(1, exclude_context + 1)[None, :]
-            valid = cols >= 0
-            keep[np.repeat(np.arange(len(idx)), exclude_context)[valid.ravel()], cols[valid]] = False
-        ranks[idx] = 1 + np.sum((sims > true[:, None]) & keep, axis=1)
-        n_cand[idx] = keep.sum(axis=1)
-    return ranks, n_cand
+    """Ranks and candidate counts for one candidate set: the whole article, or with
+    `exclude_context = L` the article without the L chunks before the target."""
+    both = within_article_ranks_both(store, pred, np.asarray(target_rows, dtype=np.int64), exclude_context)
+    return both["without_context" if exclude_context else "article"]
 
 
 def rank_summary(ranks: np.ndarray, n_candidates: np.ndarray) -> dict[str, float]:

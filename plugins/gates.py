@@ -14,8 +14,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from lvm_core.evaluation import OFFSETS, Check, SplitPredictions, SplitSamples, Verdict, split_kind
-from lvm_core.metrics import rank_summary
-from lvm_core.store import l2_normalize
+from lvm_core.metrics import ArticleBlock, article_blocks, rank_summary
+from lvm_core.metrics import within_article_ranks_both as ranks_both
 from lvm_core.params import Param
 from workbench import hookimpl
 
@@ -40,41 +40,18 @@ def _split_params(metric_defaults: Mapping[str, tuple[float, float, str]]) -> tu
     return tuple(out)
 
 
-def _article_blocks(s: SplitSamples, idx: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per article of the samples idx: (positions in idx, target position in the article, unit
-    chunk vectors of the article); cached on the split, so every predictor reuses them."""
+def _article_blocks(s: SplitSamples, idx: np.ndarray) -> list[ArticleBlock]:
+    """lvm_core.metrics.article_blocks of the samples idx, cached on the split so every
+    predictor (model, baselines, oracle) reuses the normalised chunk vectors."""
     key = ("article_blocks", idx.tobytes())
     if key not in s._cache:
-        store, rows = s.store, s.rows[idx]
-        art = store.row_article[rows]
-        order = np.argsort(art, kind="stable")
-        cuts = np.r_[0, np.nonzero(np.diff(art[order]))[0] + 1, len(order)]
-        blocks = []
-        for a, b in zip(cuts[:-1], cuts[1:]):
-            members = order[a:b]
-            sl = store.rows_of(int(art[members[0]]))
-            blocks.append((members, rows[members] - sl.start, l2_normalize(store.gather(np.arange(sl.start, sl.stop)))))
-        s._cache[key] = blocks
+        s._cache[key] = article_blocks(s.store, s.rows[idx])
     return s._cache[key]
 
 
 def within_article_ranks_both(s: SplitSamples, idx: np.ndarray, pred: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Ranks of the targets among their article's chunks, for the whole article and for the
-    article without the L context chunks, from one product per article (same rule as
-    lvm_core.metrics.within_article_ranks: rank = 1 + #{candidates strictly more similar})."""
-    n = len(idx)
-    rank_all, rank_open = np.zeros(n, np.int64), np.zeros(n, np.int64)
-    n_all, n_open = np.zeros(n, np.int64), np.zeros(n, np.int64)
-    L = s.context_len
-    for members, local_t, cand in _article_blocks(s, idx):
-        sims = pred[members] @ cand.T
-        better = sims > sims[np.arange(len(members)), local_t][:, None]
-        ctx_cols = local_t[:, None] - np.arange(1, L + 1)[None, :]  # always inside: windows have full contexts
-        rank_all[members] = 1 + better.sum(axis=1)
-        rank_open[members] = rank_all[members] - np.take_along_axis(better, ctx_cols, axis=1).sum(axis=1)
-        n_all[members] = cand.shape[0]
-        n_open[members] = cand.shape[0] - L
-    return {"article": (rank_all, n_all), "without_context": (rank_open, n_open)}
+    """Gate B's ranks for both candidate sets (lvm_core.metrics.within_article_ranks_both)."""
+    return ranks_both(s.store, pred, s.rows[idx], s.context_len, blocks=_article_blocks(s, idx))
 
 
 class _SplitThresholdGate:

@@ -228,7 +228,7 @@ def test_a_split_with_no_room_for_the_gates_is_an_input_error(tmp_path):
 
 
 def test_batched_ranks_match_the_shared_metric(walk):
-    """Gate B's one-product-per-article ranks equal lvm_core.metrics.within_article_ranks."""
+    """Gate B ranks through the per-split cache of article blocks equal the uncached shared metric."""
     from lvm_core.metrics import within_article_ranks
     from lvm_plugins.gates import within_article_ranks_both
 
