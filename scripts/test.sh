@@ -8,4 +8,6 @@ if ! command -v tmux >/dev/null 2>&1; then
   # the real-terminal test drives the TUI under tmux
   (apt-get update -qq && apt-get install -y -qq tmux) >/dev/null 2>&1 || echo "note: tmux not installed; its test will be skipped"
 fi
+# the example third-party plugin package carries its own tests
+PYTHONPATH=examples/third_party_loss/src python -m pytest -q -p no:cacheprovider examples/third_party_loss/tests
 python -m pytest -q -p no:cacheprovider "$@"
