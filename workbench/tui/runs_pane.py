@@ -139,7 +139,7 @@ class RunsPane(Vertical):
             if series:
                 plot.plot(*series, line_style=style, label=path.name[:30])
         plot.show_legend()
-        self.query_one("#compare-title", Label).update(f"{self.metric} by {x_key}: {a.name} (cyan) vs {b.name} (magenta)  [m]")
+        self.query_one("#compare-title", Label).update(f"{self.metric} by {x_key}, runs in the key  [m: next metric]")
         self.diff = plan_diff(read_plan(a), read_plan(b))
         text = Text()
         text.append("plan differences\n", style="bold")
