@@ -8,8 +8,6 @@ Bad input (lvm_core.errors.InputError) prints one line and exits 2; --debug show
 from __future__ import annotations
 
 import argparse
-import importlib
-import pkgutil
 import sys
 from typing import Sequence
 
@@ -29,14 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", help="cpu, cuda, cuda:N, mps or auto (overrides the plan)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for info in pkgutil.iter_modules(commands.__path__):
-        if info.name.startswith("_"):
-            continue
-        mod = importlib.import_module(f"{commands.__name__}.{info.name}")
-        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
-        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")
-        mod.add_arguments(p)
-        p.set_defaults(_handler=mod.run)
+    commands.add_command_modules(sub)
     return parser
 
 

@@ -7,8 +7,6 @@ NAME / HELP / add_arguments / run interface as a top-level command, and is found
 from __future__ import annotations
 
 import argparse
-import importlib
-import pkgutil
 
 from .. import commands
 
@@ -18,14 +16,7 @@ HELP = "build, import, export, validate and describe article stores"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="data_action", metavar="ACTION", required=True)
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        if not info.name.startswith("_data_"):
-            continue
-        mod = importlib.import_module(f"{commands.__name__}.{info.name}")
-        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
-        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")
-        mod.add_arguments(p)
-        p.set_defaults(_data_handler=mod.run)
+    commands.add_command_modules(sub, prefix="_data_", handler_attr="_data_handler")
 
 
 def run(args: argparse.Namespace) -> int:
