@@ -19,13 +19,20 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, DataTable, Input, Label, Select, Static
 from textual_plot import PlotWidget
 
+from .charts import draw_points, key_title, padded_limits, value_table
+
 BASELINE_MODELS = ("copy_last", "context_mean", "oracle")
-PROFILE_STYLES = {"model": "bright_cyan", "copy_last": "red", "context_mean": "yellow", "oracle": "green"}
+PROFILE_STYLES = {"model": "bright_cyan", "copy_last": "bright_red", "context_mean": "bright_yellow", "oracle": "bright_green"}
+PROFILE_MARKERS = {"model": "●", "copy_last": "■", "context_mean": "▲", "oracle": "◆"}
+# drawn in this order: the model last, on top where it shares a cell with a baseline
+PROFILE_ORDER = ("context_mean", "copy_last", "oracle", "model")
 OFFSET_KEYS = ("k=-3", "k=-2", "k=-1", "k=0", "k=+1", "k=+2", "k=+3")
+OFFSETS = tuple(range(-3, 4))
+SHORT = {"context_mean": "ctx_mean"}
 
 
 def find_checkpoints(runs_dir: Path) -> list[Path]:
@@ -36,19 +43,34 @@ def find_checkpoints(runs_dir: Path) -> list[Path]:
     return found
 
 
+def check_line(c: dict[str, Any]) -> str:
+    """One check as `split.metric value op threshold ok|x`."""
+    value = c.get("value")
+    shown = "-" if value is None else f"{value:.3f}"
+    mark = "ok" if c.get("passed") else "x"
+    return f"{c['split']}.{c['metric']} {shown} {c['op']} {c['threshold']:g} {mark}"
+
+
 def gate_rows(doc: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    """(gate, title, verdict, checks) rows of a gates.json document."""
+    """(gate, title, verdict, checks) rows of a gates.json document; `checks` is every check."""
     rows = []
     for key, g in doc.get("gates", {}).items():
         verdict = "n/a" if g.get("passed") is None else ("PASS" if g["passed"] else "FAIL")
-        checks = []
-        for c in g.get("checks", []):
-            value = c.get("value")
-            shown = "-" if value is None else f"{value:.3f}"
-            mark = "ok" if c.get("passed") else "x"
-            checks.append(f"{c['split']}.{c['metric']} {shown} {c['op']} {c['threshold']:g} {mark}")
+        checks = [check_line(c) for c in g.get("checks", [])]
         rows.append((key, g.get("title", ""), verdict, "; ".join(checks) or g.get("note", "")))
     return rows
+
+
+def check_summary(gate: dict[str, Any], width: int = 60) -> str:
+    """A short line for the gate table: `k/n ok`, then the failing checks' names (the values
+    and thresholds are in the details panel), cut with `...` to `width`."""
+    checks = gate.get("checks", [])
+    if not checks:
+        return (gate.get("note") or "")[:width]
+    ok = sum(1 for c in checks if c.get("passed"))
+    failing = [f"{c['split']}.{c['metric']}" for c in checks if not c.get("passed")]
+    text = f"{ok}/{len(checks)} ok" + (f"; x {', '.join(failing)}" if failing else "")
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def offset_profile(doc: dict[str, Any], split: str = "val") -> dict[str, list[float]]:
@@ -62,6 +84,15 @@ def offset_profile(doc: dict[str, Any], split: str = "val") -> dict[str, list[fl
     return out
 
 
+def profile_table(profile: dict[str, list[float]]) -> Text:
+    """The offset profile as numbers: rows model/copy_last/context_mean/oracle, columns k=-3..+3."""
+    order = [p for p in ("model", "copy_last", "context_mean", "oracle") if p in profile]
+    order += [p for p in profile if p not in order]
+    return value_table(OFFSET_KEYS,
+                       [(SHORT.get(p, p), PROFILE_STYLES.get(p, "white"), PROFILE_MARKERS.get(p, "+"), profile[p])
+                        for p in order], corner="mean cos", highlight_max=True)
+
+
 def _metric_line(doc: dict[str, Any], gate: str, split: str = "val") -> str:
     values = doc.get("gates", {}).get(gate, {}).get("metrics", {}).get(split, {}).get("model", {})
     shown = [f"{k} {v:+.3f}" for k, v in values.items() if isinstance(v, (int, float)) and k not in ("samples", "horizon")]
@@ -73,12 +104,21 @@ class GatesPane(Vertical):
 
     BINDINGS = [Binding("g", "run_gates", "Run 5CAT")]
 
+    DEFAULT_CSS = """
+    #gates-plot-col { width: 3fr; min-width: 63; }  /* the value table under the chart never wraps */
+    #gates-plot { height: 1fr; }
+    #gates-profile-table { height: auto; }
+    #gates-side { width: 2fr; height: 1fr; }
+    #gates-checks { padding: 0 1; }
+    """
+
     def __init__(self, runs_dir: Path, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.runs_dir = runs_dir
         self.val_store: str = ""
         self.ood_store: str = ""
         self.doc: dict[str, Any] | None = None
+        self.profile: dict[str, list[float]] = {}  # what the chart and the table under it show
         self.running = False
 
     def compose(self) -> ComposeResult:
@@ -95,13 +135,24 @@ class GatesPane(Vertical):
             yield Button("Run 5CAT", id="gates-run", compact=True)
         yield DataTable(id="gates-table", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="gates-bottom"):
-            with Vertical(classes="chart"):
-                yield Label("offset profile (VAL): model cyan, copy-last red, ctx-mean yellow, oracle green", classes="chart-title")
+            with Vertical(id="gates-plot-col"):
+                yield Label(self._chart_title(), id="gates-plot-title", classes="chart-title")
                 yield PlotWidget(id="gates-plot", allow_pan_and_zoom=False)
-            yield Static("", id="gates-detail")
+                yield Static("", id="gates-profile-table")
+            with VerticalScroll(id="gates-side"):
+                yield Static("", id="gates-checks")
+                yield Static("", id="gates-detail")
+
+    @staticmethod
+    def _chart_title() -> Text:
+        return key_title("offset profile (VAL)",
+                         [(SHORT.get(p, p), PROFILE_STYLES[p], PROFILE_MARKERS[p])
+                          for p in ("model", "copy_last", "context_mean", "oracle")])
 
     def on_mount(self) -> None:
         self.query_one("#gates-table", DataTable).add_columns("gate", "title", "verdict", "checks")
+        plot = self.query_one("#gates-plot", PlotWidget)
+        plot.margin_top, plot.margin_bottom, plot.margin_left = 0, 1, 6
         self.refresh_models()
 
     def refresh_models(self) -> None:
@@ -174,24 +225,73 @@ class GatesPane(Vertical):
         self.doc = doc
         table = self.query_one("#gates-table", DataTable)
         table.clear()
-        for key, title, verdict, checks in gate_rows(doc):
+        # the checks column fits the screen (all of them are in the panel beside the chart)
+        summary_width = max(16, (self.size.width or 120) - 48)
+        for key, gate in doc.get("gates", {}).items():
+            verdict = "n/a" if gate.get("passed") is None else ("PASS" if gate["passed"] else "FAIL")
             style = {"PASS": "green", "FAIL": "bold red"}.get(verdict, "")
-            table.add_row(key, title, Text(verdict, style=style), checks)
-        plot = self.query_one("#gates-plot", PlotWidget)
-        plot.clear()
-        for pred, ys in offset_profile(doc).items():
-            plot.plot(list(range(-3, 4)), ys, line_style=PROFILE_STYLES.get(pred, "white"), label=pred)
-        plot.show_legend()
+            table.add_row(key, gate.get("title", ""), Text(verdict, style=style), check_summary(gate, summary_width), key=key)
+        # every row in view, no blank rows under them: the space goes to the chart
+        table.styles.height = table.row_count + 1
+        self.show_profile(offset_profile(doc))
+        self.show_checks(next(iter(doc.get("gates", {})), None))
         detail = Text()
         detail.append(f"score {doc.get('score')}/{doc.get('max_score')}  ", style="bold")
         detail.append("PASSED\n" if doc.get("passed") else "FAILED\n", style="green" if doc.get("passed") else "bold red")
+        baselines = ", ".join(f"{name} {b.get('score')}" for name, b in doc.get("baselines", {}).items())
+        if baselines:
+            detail.append(f"baseline scores: {baselines}\n")
         detail.append(f"ablation deltas (C): {_metric_line(doc, 'C')}\n")
-        detail.append(f"rollout per step (D): {_metric_line(doc, 'D')}\n")
-        for name, b in doc.get("baselines", {}).items():
-            detail.append(f"{name}: score {b.get('score')}\n")
+        detail.append(f"rollout per step (D): {_metric_line(doc, 'D')}")
         self.query_one("#gates-detail", Static).update(detail)
         self.say(f"5CAT score {doc.get('score')}/{doc.get('max_score')}: {'passed' if doc.get('passed') else 'failed'}",
                  error=not doc.get("passed"))
+
+    def show_profile(self, profile: dict[str, list[float]]) -> None:
+        """Gate A's offset profile: a marker per predictor at each k (dots between), y limits
+        that hold every value and 1.0, and the same numbers in the table under the chart."""
+        self.profile = profile
+        order = [p for p in PROFILE_ORDER if p in profile] + [p for p in profile if p not in PROFILE_ORDER]
+        series = [(p, list(OFFSETS), profile[p], PROFILE_STYLES.get(p, "white"), PROFILE_MARKERS.get(p, "+"))
+                  for p in order]
+        values = [v for ys in profile.values() for v in ys]
+        draw_points(self.query_one("#gates-plot", PlotWidget), series, xlim=(-3.5, 3.5),
+                    ylim=padded_limits(values, low=0.0, high=1.0), xticks=OFFSETS,
+                    yticks=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+        self.query_one("#gates-profile-table", Static).update(profile_table(profile) if profile else "")
+        self.call_after_refresh(self._fit_plot)
+
+    def show_checks(self, key: str | None) -> None:
+        """Every check of one gate, a line each, with its value, threshold and verdict."""
+        gate = (self.doc or {}).get("gates", {}).get(key or "", {})
+        text = Text()
+        if gate:
+            verdict = "n/a" if gate.get("passed") is None else ("PASS" if gate["passed"] else "FAIL")
+            text.append(f"gate {key} {gate.get('title', '')}: ", style="bold")
+            text.append(verdict + "\n", style={"PASS": "green", "FAIL": "bold red"}.get(verdict, ""))
+            for c in gate.get("checks", []):
+                value = c.get("value")
+                shown = "-" if value is None else f"{value:+.3f}"
+                text.append("ok " if c.get("passed") else " x ", style="green" if c.get("passed") else "bold red")
+                text.append(f"{c['split']}.{c['metric']}".ljust(24) + f"{shown:>7} {c['op']} {c['threshold']:g}\n")
+            if not gate.get("checks") and gate.get("note"):
+                text.append(f"  {gate['note']}\n")
+        self.query_one("#gates-checks", Static).update(text)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._fit_plot)
+
+    def _fit_plot(self) -> None:
+        """Hide the chart where it would get fewer rows than it needs to tell values apart
+        (at 80x24 it would squash 0.45 and 1.0 into one row); the table under it stays."""
+        col = self.query_one("#gates-plot-col")
+        room = col.size.height - 1 - self.query_one("#gates-profile-table").size.height
+        self.query_one("#gates-plot", PlotWidget).display = room >= 9
+
+    @on(DataTable.RowHighlighted, "#gates-table")
+    def _row(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key is not None and event.row_key.value is not None:
+            self.show_checks(str(event.row_key.value))
 
     @on(Button.Pressed, "#gates-run")
     def _b_run(self) -> None:
