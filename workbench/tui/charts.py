@@ -80,10 +80,12 @@ def value_table(columns: Sequence[str], rows: Sequence[tuple[str, str, str, Sequ
     """A fixed-width text table: rows (name, style, marker, values) against columns, `corner`
     above the names. With `highlight_max`, each row's largest value is bold (its peak)."""
     width = max([len(c) for c in columns] + [len(fmt.format(-1.0))]) + 1
-    name_width = max([len(r[0]) + 2 for r in rows] + [len(corner) - 1, 4])
-    out = Text(corner.ljust(name_width + 2) + "".join(c.rjust(width) for c in columns) + "\n", style="bold")
+    marks = 2 if any(r[2] for r in rows) else 0
+    name_width = max([len(r[0]) + 2 for r in rows] + [len(corner) - marks, 4])
+    out = Text(corner.ljust(name_width + marks) + "".join(c.rjust(width) for c in columns) + "\n", style="bold")
     for name, style, marker, values in rows:
-        out.append(f"{marker} ", style=style)
+        if marker:
+            out.append(f"{marker} ", style=style)
         out.append(name.ljust(name_width), style=style)
         finite = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
         peak = max(finite) if finite else None

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -19,6 +20,10 @@ from lvm_core.errors import InputError
 from lvm_core.params import resolve_params
 
 from ..plugin_host import PluginHost
+from .charts import draw_points, key_title, padded_limits, value_table
+
+OFFSET_STYLE, POSITION_STYLE = "bright_cyan", "bright_magenta"
+OFFSET_MARKER, POSITION_MARKER = "●", "■"
 
 
 class DiagnosticDone(Message):
@@ -37,6 +42,12 @@ class DataPane(Vertical):
 
     BINDINGS = [Binding("d", "diagnose", "Diagnose")]
 
+    DEFAULT_CSS = """
+    #data-chart-col { width: 1fr; }
+    #data-plot { height: 1fr; }
+    #data-values { width: 32; height: 1fr; padding: 0 0 0 1; }
+    """
+
     def __init__(self, host: PluginHost, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.host = host
@@ -45,18 +56,32 @@ class DataPane(Vertical):
         self.context_len = 5
         self.results: dict[str, dict[str, Any]] = {}
         self.errors: dict[str, str] = {}
+        # what the chart and the table beside it show: k -> cos(x_t, x_t+k), and the context
+        # position (as its offset from the target, -context_len..-1) -> cos(position, target)
+        self.offset_values: dict[int, float] = {}
+        self.position_values: dict[int, float] = {}
         self.running = False
 
     def compose(self) -> ComposeResult:
         yield Static("choose a dataset on Setup, then press d", id="data-status")
         with Horizontal(id="data-top"):
             yield SelectionList[str](*[(n, n, True) for n in self.host.names("diagnostic")], id="diag-select")
-            with Vertical(classes="chart"):
-                yield Label("offset profile cos(x_t, x_t+k) (cyan), context position -> target (magenta)", classes="chart-title")
+            with Vertical(id="data-chart-col"):
+                yield Label(self._chart_title(), id="data-plot-title", classes="chart-title")
                 yield PlotWidget(id="data-plot", allow_pan_and_zoom=False)
+            yield Static("", id="data-values")
         with Horizontal(classes="buttons"):
             yield Button("Run diagnostics", id="diag-run", compact=True)
         yield RichLog(id="diag-log", wrap=False, markup=False, highlight=False, max_lines=2000)
+
+    @staticmethod
+    def _chart_title() -> Text:
+        return key_title("by offset k:", [("cos(x_t, x_t+k)", OFFSET_STYLE, OFFSET_MARKER),
+                                          ("cos(context at k, target)", POSITION_STYLE, POSITION_MARKER)])
+
+    def on_mount(self) -> None:
+        plot = self.query_one("#data-plot", PlotWidget)
+        plot.margin_top, plot.margin_bottom, plot.margin_left = 0, 1, 6
 
     def follow(self, store: Path, split: dict[str, Any] | None, context_len: int | None) -> None:
         """Take the dataset (and split and context length) chosen on Setup."""
@@ -140,17 +165,37 @@ class DataPane(Vertical):
         self._chart()
 
     def _chart(self) -> None:
-        plot = self.query_one("#data-plot", PlotWidget)
-        plot.clear()
+        """The offset profile and the context position profile on one offset axis (the last
+        context chunk is k=-1 from the target): markers at the measured offsets, y limits that
+        hold 0..1 and every value, and the numbers in the table beside the chart."""
         prof = self.results.get("direction_profile", {})
         off = prof.get("offset_profile") or {}
-        if off.get("offsets") and off.get("cos"):
-            plot.plot(off["offsets"], off["cos"], line_style="bright_cyan", label="offset profile")
-        pos = prof.get("position_to_target") or {}
-        if pos.get("cos"):
-            n = len(pos["cos"])
-            plot.plot([i - n for i in range(n)], pos["cos"], line_style="bright_magenta", label="context pos -> target")
-        plot.show_legend()
+        self.offset_values = {int(k): float(c) for k, c in zip(off.get("offsets") or [], off.get("cos") or [])
+                              if isinstance(c, (int, float))}
+        pos = (prof.get("position_to_target") or {}).get("cos") or []
+        self.position_values = {i - len(pos): float(c) for i, c in enumerate(pos) if isinstance(c, (int, float))}
+        # where both are measured at one k their values are close: draw them a fifth of a unit
+        # apart (left: context position, right: offset profile) so neither marker hides the other
+        both = set(self.offset_values) & set(self.position_values)
+        series = []
+        if self.position_values:
+            series.append(("context pos -> target", [k - 0.2 * (k in both) for k in self.position_values],
+                           list(self.position_values.values()), POSITION_STYLE, POSITION_MARKER))
+        if self.offset_values:
+            series.append(("offset profile", [k + 0.2 * (k in both) for k in self.offset_values],
+                           list(self.offset_values.values()), OFFSET_STYLE, OFFSET_MARKER))
+        ks = sorted(set(self.offset_values) | set(self.position_values))
+        values = [*self.offset_values.values(), *self.position_values.values()]
+        if not ks:
+            return
+        step = 1 if ks[-1] - ks[0] <= 12 else 2
+        draw_points(self.query_one("#data-plot", PlotWidget), series, xlim=(ks[0] - 0.5, ks[-1] + 0.5),
+                    ylim=padded_limits(values, low=0.0, high=1.0), xticks=list(range(ks[0], ks[-1] + 1, step)),
+                    yticks=[0.0, 0.5, 1.0])  # 0.25 would be labelled 0.2 by the axis formatter
+        table = value_table(["x_t+k", "context"], [(f"k={k:+d}" if k else "k=0", "", "",
+                                                 [self.offset_values.get(k), self.position_values.get(k)])
+                                                for k in ks], corner="cos")
+        self.query_one("#data-values", Static).update(table)
 
     def probe_line(self) -> str:
         """The order probe against chance, the number that says whether direction is learnable."""
