@@ -232,8 +232,14 @@ async def test_runs_screen_compares_two_runs_and_resumes_a_stopped_one(tmp_path,
         await pilot.press("c")
         await pilot.pause()
         assert pane.diff == [("name", "a", "b"), ("model.params.hidden_dim", 64, 128)]
+        assert pane.compared == {"a-1": ([0, 1, 2], [-0.1, 0.05, 0.12]), "b-1": ([0, 1], [-0.2, -0.05])}
         plot = app.query_one("#compare-plot", PlotWidget)
-        assert [list(d.y) for d in plot._datasets] == [[-0.1, 0.05, 0.12], [-0.2, -0.05]]
+        markers = [d for d, label in zip(plot._datasets, plot._labels) if label]  # one marker per epoch
+        assert [list(d.y) for d in markers] == [[-0.1, 0.05, 0.12], [-0.2, -0.05]]
+        assert plot._y_min < -0.2 and plot._y_max > 0.12  # every value inside the axes, none on the box
+        assert not plot.query_one("#legend").display  # the key is in the title, not over the data
+        detail = str(app.query_one("#plan-diff", Static).render())
+        assert "a-1: val/margin last +0.120 (epoch 2), best +0.120" in detail
         # resume: only a stopped run with a last checkpoint
         table.move_cursor(row=[p.path.name for p in pane.runs].index("a-1"))
         await pilot.press("r")
@@ -299,8 +305,14 @@ async def test_data_screen_runs_the_diagnostics_of_the_chosen_store(tmp_path, ho
         assert set(done) == {"direction_profile", "pair_order_probe"}
         pane = app.query_one("#data-pane")
         prof = pane.results["direction_profile"]["offset_profile"]
+        assert sorted(pane.offset_values) == prof["offsets"]
+        assert list(pane.offset_values.values()) == pytest.approx(prof["cos"])
         plot = app.query_one("#data-plot", PlotWidget)
-        assert list(plot._datasets[0].x) == prof["offsets"]
+        offsets = plot._datasets[plot._labels.index("offset profile")]
+        assert list(offsets.y) == pytest.approx(prof["cos"])
+        assert plot._y_min < min(prof["cos"]) and plot._y_max > 1.0
+        values = str(app.query_one("#data-values", Static).render())
+        assert "k=0" in values and "1.000" in values
         status = str(app.query_one("#data-status", Static).render())
         assert "order probe accuracy" in status and "vs chance 0.50" in status
 
@@ -331,3 +343,45 @@ async def test_sane_at_80x24(host):
         await pilot.pause()
         plot = app.query_one("#loss-plot", PlotWidget)
         assert plot.size.height >= 3 and plot.size.width >= 20
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
+
+
+async def test_gates_screen_shows_the_offset_profile_values_on_the_bundled_stores(host):
+    """The 5CAT offset profile as the Gates screen holds it (chart and table) on the real bundled
+    stores: the oracle (prediction = true target) is exactly 1 at k=+1, copy-last exactly 1 at k=0."""
+    app = WorkbenchApp(host=host)
+    async with app.run_test(size=(120, 36)) as pilot:
+        app.action_tab("gates")
+        await pilot.pause()
+        gates = app.query_one("#gates-pane")
+        gates.follow(str(EXAMPLES / "python-docs-minilm"), str(EXAMPLES / "kjv-minilm"))
+        gates.query_one("#gates-model", Select).value = "copy_last"
+        gates.query_one("#gates-n", Input).value = "200"
+        gates.action_run_gates()
+        assert await _until(pilot, lambda: gates.doc is not None, timeout=120), \
+            str(gates.query_one("#gates-status", Static).render())
+        await pilot.pause(0.3)
+        prof = gates.profile
+        assert set(prof) == {"model", "copy_last", "context_mean", "oracle"}
+        k = {f"{o:+d}" if o else "0": i for i, o in enumerate(range(-3, 4))}
+        assert prof["oracle"][k["+1"]] == pytest.approx(1.0, abs=1e-3)
+        assert prof["copy_last"][k["0"]] == pytest.approx(1.0, abs=1e-3)
+        assert prof["model"] == pytest.approx(prof["copy_last"])  # the model here is copy-last
+        assert max(prof["oracle"]) == prof["oracle"][k["+1"]] and max(prof["copy_last"]) == prof["copy_last"][k["0"]]
+        # the chart draws exactly these values, inside its axes, with no legend over them
+        plot = gates.query_one("#gates-plot", PlotWidget)
+        for name in ("oracle", "copy_last"):
+            points = plot._datasets[plot._labels.index(name)]
+            assert list(points.x) == list(range(-3, 4)) and list(points.y) == pytest.approx(prof[name])
+        assert plot._y_min < 0.0 and plot._y_max > 1.0 and (plot._x_min, plot._x_max) == (-3.5, 3.5)
+        assert not plot.query_one("#legend").display
+        # and the same numbers as text under the chart
+        lines = str(gates.query_one("#gates-profile-table", Static).render()).splitlines()
+        assert lines[0].split() == ["mean", "cos", "k=-3", "k=-2", "k=-1", "k=0", "k=+1", "k=+2", "k=+3"]
+        rows = {line.split()[1]: line.split()[2:] for line in lines[1:]}
+        assert rows["oracle"][k["+1"]] == "1.000" and rows["copy_last"][k["0"]] == "1.000"
+        # every check of the highlighted gate is listed beside the chart (the table row is short)
+        checks = str(gates.query_one("#gates-checks", Static).render())
+        assert "gate A offset sweep" in checks and "val.mean_plus1" in checks and "ood.margin" in checks

@@ -39,14 +39,19 @@ def padded_limits(values: Sequence[float], low: float | None = None, high: float
     return lo - pad * span, hi + pad * span
 
 
-def dotted(xs: Sequence[float], ys: Sequence[float], per_unit: int = 24) -> tuple[list[float], list[float]]:
-    """Points along the straight segments between neighbours (for a dotted connecting line)."""
+def dotted(xs: Sequence[float], ys: Sequence[float], across: int = 240) -> tuple[list[float], list[float]]:
+    """Points along the straight segments between neighbours (for a dotted connecting line),
+    about `across` of them over the whole x span (enough for one per cell on a wide screen)."""
     out_x: list[float] = []
     out_y: list[float] = []
+    finite = [x for x in xs if math.isfinite(x)]
+    span = (max(finite) - min(finite)) if len(finite) > 1 else 0.0
+    if span <= 0:
+        return out_x, out_y
     for (x0, y0), (x1, y1) in zip(zip(xs, ys), zip(xs[1:], ys[1:])):
         if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
             continue
-        n = max(2, int(abs(x1 - x0) * per_unit))
+        n = max(2, int(abs(x1 - x0) / span * across))
         for i in range(1, n):
             t = i / n
             out_x.append(x0 + t * (x1 - x0))

@@ -15,11 +15,13 @@ from textual.message import Message
 from textual.widgets import Button, DataTable, Label, Static
 from textual_plot import PlotWidget
 
+from .charts import draw_points, key_title, padded_limits
 from .rundirs import RunInfo, curves, plan_diff, read_jsonl, read_plan, scan_runs
 from .train_pane import format_eta
 
 COMPARE_METRICS = ("val/margin", "val/cos", "loss")
 STYLES = ("bright_cyan", "bright_magenta")
+MARKERS = ("●", "■")
 
 
 class RunsPane(Vertical):
@@ -51,6 +53,7 @@ class RunsPane(Vertical):
         self.marked: list[Path] = []
         self.metric = COMPARE_METRICS[0]
         self.diff: list[tuple[str, Any, Any]] = []
+        self.compared: dict[str, tuple[list[float], list[float]]] = {}  # run name -> (x, metric) as drawn
 
     def compose(self) -> ComposeResult:
         yield Static("", id="runs-message")
@@ -67,6 +70,8 @@ class RunsPane(Vertical):
             yield Static("mark two runs with space, then press c", id="plan-diff")
 
     def on_mount(self) -> None:
+        plot = self.query_one("#compare-plot", PlotWidget)
+        plot.margin_top, plot.margin_bottom = 0, 1
         self.query_one("#runs-table", DataTable).add_columns("", "run", "status", "best", "5CAT", "time", "started")
         self.refresh_runs()
 
@@ -130,18 +135,38 @@ class RunsPane(Vertical):
 
     def compare(self, a: Path, b: Path) -> None:
         """Overlay the chosen metric of runs a and b, and list their plan differences."""
-        plot = self.query_one("#compare-plot", PlotWidget)
-        plot.clear()
         kind, x_key = ("StepLogged", "step") if self.metric == "loss" else ("EvalDone", "epoch")
-        for path, style in zip((a, b), STYLES):
+        self.compared = {}
+        drawn = []
+        for path, style, marker in zip((a, b), STYLES, MARKERS):
             recs = [r for r in read_jsonl(path / "metrics.jsonl") if r.get("kind") == kind]
             series = curves(recs, x_key=x_key).get(self.metric)
             if series:
-                plot.plot(*series, line_style=style, label=path.name[:30])
-        plot.show_legend()
-        self.query_one("#compare-title", Label).update(f"{self.metric} by {x_key}, runs in the key  [m: next metric]")
+                self.compared[path.name] = (list(series[0]), list(series[1]))
+                drawn.append((path.name[:30], list(series[0]), list(series[1]), style, marker))
+        # a marker per point where a point is an epoch; a step curve is dense: small dots, no joins
+        many = any(len(xs) > 60 for _n, xs, _y, _s, _m in drawn)
+        xs_all = [x for _n, xs, _y, _s, _m in drawn for x in xs]
+        ys_all = [y for _n, _x, ys, _s, _m in drawn for y in ys]
+        epochs = x_key == "epoch" and xs_all and max(xs_all) - min(xs_all) <= 12
+        draw_points(self.query_one("#compare-plot", PlotWidget),
+                    [(n, xs, ys, s, "•" if many else m) for n, xs, ys, s, m in drawn], lines=not many,
+                    xlim=(min(xs_all) - 0.3, max(xs_all) + 0.3) if epochs else None,
+                    xticks=list(range(int(min(xs_all)), int(max(xs_all)) + 1)) if epochs else None,
+                    ylim=padded_limits(ys_all) if ys_all else None)
+        self.query_one("#compare-title", Label).update(key_title(
+            f"{self.metric} by {x_key} [m: next]", [(path.name[-15:], style, marker)
+                                                    for path, style, marker in zip((a, b), STYLES, MARKERS)]))
         self.diff = plan_diff(read_plan(a), read_plan(b))
         text = Text()
+        for (path, style, marker) in zip((a, b), STYLES, MARKERS):
+            xs, ys = self.compared.get(path.name, ([], []))
+            text.append(f"{marker} {path.name}", style=style)
+            if ys:
+                best = max(ys) if self.metric != "loss" else min(ys)
+                text.append(f": {self.metric} last {ys[-1]:+.3f} ({x_key} {xs[-1]:g}), best {best:+.3f}\n")
+            else:
+                text.append(f": no {self.metric} recorded\n")
         text.append("plan differences\n", style="bold")
         if not self.diff:
             text.append("none: the plans are the same\n")
