@@ -36,6 +36,10 @@ class RunsPane(Vertical):
         Binding("m", "next_metric", "Metric"),
     ]
 
+    DEFAULT_CSS = """
+    #compare-plot { height: 1fr; }  /* under the title: the x tick labels stay in view */
+    """
+
     class ResumeRequested(Message):
         def __init__(self, run_dir: Path) -> None:
             super().__init__()
@@ -155,7 +159,7 @@ class RunsPane(Vertical):
                     xticks=list(range(int(min(xs_all)), int(max(xs_all)) + 1)) if epochs else None,
                     ylim=padded_limits(ys_all) if ys_all else None)
         self.query_one("#compare-title", Label).update(key_title(
-            f"{self.metric} by {x_key} [m: next]", [(path.name[-15:], style, marker)
+            f"{self.metric} by {x_key}", [(path.name[-15:], style, marker)
                                                     for path, style, marker in zip((a, b), STYLES, MARKERS)]))
         self.diff = plan_diff(read_plan(a), read_plan(b))
         text = Text()
