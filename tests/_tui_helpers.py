@@ -13,10 +13,33 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import tomli
 import tomli_w
 
 from lvm_core.events import Alert, CheckpointSaved, EpochEnded, EvalDone, RunEnded, RunStarted, StepLogged
+
+
+@pytest.fixture(autouse=True)
+def tui_state_dir(tmp_path, monkeypatch):
+    """Each TUI test gets its own recent-stores state and working directory (runs/ lands there).
+    Import it into a test module to use it there."""
+    monkeypatch.setenv("LVM_WORKBENCH_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def host():
+    from workbench.plugin_host import load_plugins
+
+    return load_plugins()
+
+
+async def settle(pilot, app, rounds: int = 3) -> None:
+    """Let workers finish and the message queue drain, a few times over."""
+    for _ in range(rounds):
+        await app.workers.wait_for_complete()
+        await pilot.pause()
 
 
 def scripted_events(run_dir: str, epochs: int = 3, steps_per_epoch: int = 4) -> list[Any]:

@@ -20,27 +20,10 @@ from workbench.tui.data_pane import DiagnosticDone
 from workbench.tui.dialogs import ConfirmScreen, HelpScreen
 from workbench.tui.train_pane import TrainPane
 
-from ._tui_helpers import ScriptedRun, append_events, write_run
+from ._tui_helpers import ScriptedRun, append_events, host, settle, tui_state_dir, write_run  # noqa: F401 (fixtures)
 from .conftest import make_tiny_store
 
 SIZE = (120, 40)
-
-
-@pytest.fixture(autouse=True)
-def _state_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("LVM_WORKBENCH_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.chdir(tmp_path)
-
-
-@pytest.fixture(scope="module")
-def host():
-    return load_plugins()
-
-
-async def _settle(pilot, app, rounds: int = 3) -> None:
-    for _ in range(rounds):
-        await app.workers.wait_for_complete()
-        await pilot.pause()
 
 
 async def test_plugins_screen_lists_items_and_shows_a_failing_plugin():
@@ -85,10 +68,10 @@ async def test_setup_from_scratch_builds_the_plan_with_a_live_parameter_count(tm
         assert "16" in str(setup.query_one("#store-manifest", Static).render())
         assert setup.dim == 16
         setup.query_one("#model-select", Select).value = "mlp"
-        await _settle(pilot, app)
+        await settle(pilot, app)
         hidden = setup.query_one("#model-p-hidden_dim", Input)
         hidden.value = "8"
-        await _settle(pilot, app)
+        await settle(pilot, app)
         # mlp on (5 x 16) -> 8 -> 16: a hand count of its linear layers
         assert setup.param_count == (5 * 16 * 8 + 8) + (8 * 16 + 16)
         assert f"{setup.param_count:,}" in str(setup.query_one("#param-count", Static).render())
@@ -299,7 +282,7 @@ async def test_data_screen_runs_the_diagnostics_of_the_chosen_store(tmp_path, ho
         await pilot.pause()
         app.query_one("#diag-select").focus()
         await pilot.press("d")
-        await _settle(pilot, app)
+        await settle(pilot, app)
         await pilot.pause(0.2)
         done = [m.name for m in seen if isinstance(m, DiagnosticDone) and m.name]
         assert set(done) == {"direction_profile", "pair_order_probe"}

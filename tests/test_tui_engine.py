@@ -10,31 +10,14 @@ import pytest
 from textual.widgets import DataTable, Input, Select, Static
 
 from workbench import session
-from workbench.plugin_host import load_plugins
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.gates_pane import GatesPane
 
+from ._tui_helpers import host, settle, tui_state_dir  # noqa: F401 (fixtures)
 from .conftest import DEMO_STORE, make_tiny_store
 
 SIZE = (120, 40)
 needs_demo = pytest.mark.skipif(not DEMO_STORE.is_dir(), reason="bundled demo store examples/data/python-docs-minilm not built yet")
-
-
-@pytest.fixture(autouse=True)
-def _state_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("LVM_WORKBENCH_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.chdir(tmp_path)
-
-
-@pytest.fixture(scope="module")
-def host():
-    return load_plugins()
-
-
-async def _settle(pilot, app, rounds: int = 3) -> None:
-    for _ in range(rounds):
-        await app.workers.wait_for_complete()
-        await pilot.pause()
 
 
 async def _choose_store(pilot, app, path: Path) -> None:
@@ -122,7 +105,7 @@ async def test_train_the_tiny_plan_on_the_demo_store_then_gate_it_and_resume(tmp
         gates.query_one("#gates-path", Input).value = str(run_dir / "checkpoints" / "best.safetensors")
         gates.query_one("#gates-n", Input).value = "100"
         gates.action_run_gates()
-        await _settle(pilot, app)
+        await settle(pilot, app)
         assert gates.doc is not None, str(gates.query_one("#gates-status", Static).render())
         gate_table = gates.query_one("#gates-table", DataTable)
         assert [gate_table.get_row_at(i)[0] for i in range(gate_table.row_count)] == ["A", "B", "C", "D", "E"]
