@@ -403,6 +403,8 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
 
     def save(tag: str, metric: str | None = None, value: float | None = None) -> None:
         nonlocal last_saved_step
+        if not weights_finite(model):  # a last update can poison the weights with a finite loss
+            raise _Diverged(f"non-finite weights at step {step}; stopped, the last good checkpoint is kept")
         meta = {**setup.checkpoint_meta, "step": step, "epoch": epoch, "metrics": last_eval, "tag": tag}
         path = save_checkpoint(run.checkpoint(tag), model, meta, state())
         if tag == "last":
@@ -566,15 +568,27 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
         epoch = cfg.epochs
         return finish("completed")
     except KeyboardInterrupt:
-        if not in_optimizer_step and last_saved_step != step:
+        if not in_optimizer_step and last_saved_step != step and weights_finite(model):
             save("last")
         return finish("stopped")
+    except _Diverged as exc:
+        emit(Alert(epoch, step, "error", "diverged", str(exc)))
+        return finish("diverged", str(exc))
     except Exception as exc:
         try:
             finish("failed", f"{type(exc).__name__}: {exc}")
         except Exception:  # noqa: BLE001 - the original error is the one to report
             pass
         raise
+
+
+class _Diverged(Exception):
+    """Raised inside the loop when the weights are no longer finite."""
+
+
+def weights_finite(model: nn.Module) -> bool:
+    """True when every parameter is finite (one device sync; called only before a save)."""
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
 def _update_controls(losses: Sequence[LossTerm], values: dict[str, float], weights: dict[str, float]) -> None:

@@ -143,9 +143,13 @@ class Split:
 def split_by_ranges(store: ArticleStore, ranges: Mapping[str, Sequence[Sequence[int]]], rest: str | None = "train") -> Split:
     """Parts from inclusive article-id ranges, e.g. {"val": [[4000, 4499]], "ood": [[1500, 1999]]}.
 
-    Articles in no range go to `rest` (or are dropped when rest is None). Overlapping ranges are
-    an error: an article is in exactly one part.
+    Articles in no range go to `rest` (or are dropped when rest is None). When `rest` is itself
+    given ranges, those ranges are the whole part and articles in no range are dropped: an
+    explicit declaration is never widened or replaced. Overlapping ranges are an error: an
+    article is in exactly one part.
     """
+    if rest is not None and rest in ranges:
+        rest = None
     ids = np.asarray(store.article_ids, dtype=np.int64)
     owner = np.full(ids.shape, "", dtype=object)
     for name, rs in ranges.items():

@@ -206,3 +206,43 @@ def test_key_lines_follow_tables_arrays_and_inline_tables():
     assert lines["gates.thresholds.A.val.mean_plus1"] == 34
     assert lines["data.extra.y"] == 40
     assert "not.a.table" not in lines and "1" not in lines
+
+
+def test_validation_sample_is_right_when_article_ids_descend(tmp_path):
+    """Windows of a split part follow the sorted ids, not store order; the validation sample
+    must still be a set of distinct windows of the val part."""
+    import numpy as np
+
+    from lvm_core.store import ArticleStore
+    from tests.conftest import make_tiny_store
+    from workbench.plugin_host import load_plugins
+    from workbench.session import plan_from_text, prepare_run
+
+    store = make_tiny_store(tmp_path / "desc", lengths=(9,) * 40, ids=[7 * i for i in range(40)][::-1])
+    text = f"""
+name = "desc"
+[data]
+store = "{store.path}"
+context_len = 3
+[data.split]
+fractions = {{ train = 0.5, val = 0.5 }}
+[model]
+arch = "context_mean"
+[[loss]]
+name = "cosine"
+[train]
+epochs = 1
+batch_size = 4
+device = "cpu"
+[eval]
+max_samples = 30
+"""
+    setup = prepare_run(plan_from_text(text, tmp_path, source="d.toml"), load_plugins(), run_dir=tmp_path / "run")
+    (val,) = [es for es in setup.eval_sets if es.name == "val"]
+    rows = val.windows.target_rows
+    s = ArticleStore.open(store.path)
+    from lvm_core.windows import Split
+
+    val_ids = set(Split.load(tmp_path / "run" / "split.json").ids("val").tolist())
+    assert len(rows) == 30 and len(np.unique(rows)) == 30
+    assert {int(s.article_ids[a]) for a in s.row_article[rows]} <= val_ids

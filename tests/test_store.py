@@ -74,3 +74,9 @@ def test_write_is_atomic_and_replaces(tmp_path):
     make_tiny_store(p, lengths=(7, 7, 7))
     assert ArticleStore.open(p).n_articles == 3
     assert [x.name for x in tmp_path.iterdir()] == ["s"]
+
+
+def test_an_explicit_range_for_the_rest_part_is_kept_not_replaced(tiny_store):
+    s = split_by_ranges(tiny_store, {"train": [[100, 101]], "val": [[102, 102]]}, rest="train")
+    assert list(s.ids("train")) == [100, 101] and list(s.ids("val")) == [102]
+    assert 103 not in np.concatenate(list(s.parts.values()))

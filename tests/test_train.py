@@ -249,3 +249,31 @@ def test_a_controlled_weight_follows_the_logged_shares(qstore, tmp_path):
     train(setup)
     logs = [m["metrics"] for m in setup.run.read_jsonl("metrics.jsonl") if m["kind"] == "StepLogged"]
     assert [(l["w/ctl"], l["loss"]) for l in logs] == [(1.0, 2.0), (0.25, 1.25)]
+
+
+class _PoisonLastUpdateOfEpoch:
+    """A finite loss whose gradient is NaN at one step: sqrt(0 * p) has value 0 and gradient
+    inf * 0 = NaN, so the weights turn NaN while every logged loss stays finite."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def __call__(self, batch, model):
+        loss = mse_strategy(batch, model)["mse"]
+        if batch.step == self.step:
+            loss = loss + torch.sqrt(sum(p.sum() for p in model.parameters()) * 0.0)
+        return {"mse": loss}
+
+
+def test_nan_weights_after_a_finite_loss_are_never_saved(tmp_path):
+    store = make_tiny_store(tmp_path / "s", lengths=(10,) * 8)
+    steps_per_epoch = (6 * 7) // 4
+    poison = _PoisonLastUpdateOfEpoch(2 * steps_per_epoch - 1)  # the last update of epoch 2
+    setup = setup_for(tmp_path, store, LastLinear(store.dim), [LossTerm("mse", poison)],
+                      train_articles=range(6), eval_articles=[6, 7], epochs=3, batch_size=4, log_every=100,
+                      context_len=3)
+    result = train(setup, sinks=[])
+    assert result.status == "diverged" and "non-finite weights" in (result.error or "")
+    last = load_weights(setup.run.checkpoint("last"))
+    assert read_checkpoint_meta(setup.run.checkpoint("last"))["step"] == steps_per_epoch
+    assert all(torch.isfinite(v).all() for v in last.values())

@@ -46,7 +46,7 @@ from lvm_core.store import ArticleStore
 from lvm_core.train import EvalConfig, EvalSet, GateOutcome, LossTerm, TrainConfig, TrainSetup, metric_names
 from lvm_core.weight_control import controller_from_spec
 from lvm_core.tripwires import Tripwire, tripwire_from_dict
-from lvm_core.windows import Split, make_windows, split_by_fractions, split_by_ranges
+from lvm_core.windows import Split, Windows, make_windows, split_by_fractions, split_by_ranges
 
 from .plugin_host import PluginHost, load_plugins
 
@@ -803,7 +803,7 @@ def prepare_run(plan: Plan, host: PluginHost, *, run_dir: str | Path | None = No
     gate_splits = {es.name: (es.windows.store, es.windows.target_rows) for es in eval_sets}
     for es in eval_sets:
         keep = spread_sample(es.windows.store, es.windows.target_rows, plan.eval.max_samples, plan.seed)
-        es.windows = es.windows.subset(np.searchsorted(es.windows.target_rows, keep))
+        es.windows = Windows(es.windows.store, keep, es.windows.context_len)  # keep: a sorted subset of the rows
 
     item = host.get("model", plan.model.arch, source=plan.source, where="model.arch")
     model = item.obj(store.dim, L, **plan.model.params)
