@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import numpy as np
 
-from .errors import InputError, InputErrors
+from .params import TableCheck
 from .windows import Windows
 
 FILTER_KEYS = ("metric", "top", "bottom", "min", "max", "from_epoch", "until_epoch")
@@ -123,17 +123,8 @@ class SampleFilter:
 
 def filter_from_dict(obj: Any, *, index: int, source: str = "plan", context_len: int | None = None) -> SampleFilter:
     """Validate one [[data.filter]] table; problems name `data.filter[i].key`."""
-    path = f"data.filter[{index}]"
-    errors: list[InputError] = []
-
-    def bad(key: str, message: str) -> None:
-        errors.append(InputError(source, message, f"{path}.{key}" if key else path))
-
-    if not isinstance(obj, Mapping):
-        raise InputError(source, "expected a table ([[data.filter]])", path)
-    for key in obj:
-        if key not in FILTER_KEYS:
-            bad(key, f"unknown key (known: {', '.join(FILTER_KEYS)})")
+    check = TableCheck(obj, path=f"data.filter[{index}]", known_keys=FILTER_KEYS, source=source, table="data.filter")
+    bad = check.bad
     metric = obj.get("metric")
     if metric not in WINDOW_METRICS:
         bad("metric", f"expected one of {', '.join(WINDOW_METRICS)}, got {metric!r}")
@@ -156,19 +147,9 @@ def filter_from_dict(obj: Any, *, index: int, source: str = "plan", context_len:
         bad("", "expected exactly one rule: top = F, bottom = F, or min = X and/or max = X")
     if values["min"] is not None and values["max"] is not None and values["min"] > values["max"]:
         bad("max", f"expected max >= min ({values['min']:g}), got {values['max']:g}")
-    epochs = {}
-    for key, default, low in (("from_epoch", 1, 1), ("until_epoch", 0, 0)):
-        v = obj.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, int) or v < low:
-            bad(key, f"expected an integer >= {low}, got {v!r}")
-            v = default
-        epochs[key] = v
-    if epochs["until_epoch"] and epochs["until_epoch"] < epochs["from_epoch"]:
-        bad("until_epoch", f"expected 0 (to the end) or >= from_epoch {epochs['from_epoch']}, got {epochs['until_epoch']}")
-    if errors:
-        raise errors[0] if len(errors) == 1 else InputErrors(source, errors)
-    return SampleFilter(metric, values["top"], values["bottom"], values["min"], values["max"],
-                        epochs["from_epoch"], epochs["until_epoch"])
+    from_epoch, until_epoch = check.epoch_window(obj)
+    check.raise_any()
+    return SampleFilter(metric, values["top"], values["bottom"], values["min"], values["max"], from_epoch, until_epoch)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from .errors import InputError
+from .errors import InputError, InputErrors
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,),
@@ -70,3 +70,37 @@ def resolve_params(
             errors.append(exc)
     return values, errors
 
+
+
+class TableCheck:
+    """Collects every problem of one plan table (e.g. `tripwire[2]`), each with its key path,
+    so a plan reports all its problems at once. Raises at once if `obj` is not a table."""
+
+    def __init__(self, obj: Any, *, path: str, known_keys: Sequence[str], source: str, table: str) -> None:
+        if not isinstance(obj, Mapping):
+            raise InputError(source, f"expected a table ([[{table}]])", path)
+        self.path, self.source = path, source
+        self.errors: list[InputError] = []
+        for key in obj:
+            if key not in known_keys:
+                self.bad(key, f"unknown key (known: {', '.join(known_keys)})")
+
+    def bad(self, key: str, message: str) -> None:
+        self.errors.append(InputError(self.source, message, f"{self.path}.{key}" if key else self.path))
+
+    def epoch_window(self, obj: Mapping[str, Any]) -> tuple[int, int]:
+        """`from_epoch` (default 1) and `until_epoch` (default 0: to the end), checked."""
+        out = {}
+        for key, default, low in (("from_epoch", 1, 1), ("until_epoch", 0, 0)):
+            v = obj.get(key, default)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                self.bad(key, f"expected an integer >= {low}, got {v!r}")
+                v = default
+            out[key] = v
+        if out["until_epoch"] and out["until_epoch"] < out["from_epoch"]:
+            self.bad("until_epoch", f"expected 0 (to the end) or >= from_epoch {out['from_epoch']}, got {out['until_epoch']}")
+        return out["from_epoch"], out["until_epoch"]
+
+    def raise_any(self) -> None:
+        if self.errors:
+            raise self.errors[0] if len(self.errors) == 1 else InputErrors(self.source, self.errors)

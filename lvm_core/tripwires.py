@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .errors import InputError, InputErrors
+from .params import TableCheck
 
 ACTIONS = ("alert", "stop", "rollback")
 TRIPWIRE_KEYS = ("name", "when", "from_epoch", "until_epoch", "action", "lower", "once")
@@ -119,17 +119,8 @@ class Tripwire:
 def tripwire_from_dict(obj: Any, *, index: int, source: str = "plan", loss_names: list[str] | None = None) -> Tripwire:
     """Validate one [[tripwire]] table (every problem at once, as InputErrors with key paths
     `tripwire[i].key`). `loss_names`, when given, are the plan's [[loss]] names for `lower.loss`."""
-    path = f"tripwire[{index}]"
-    errors: list[InputError] = []
-
-    def bad(key: str, message: str) -> None:
-        errors.append(InputError(source, message, f"{path}.{key}" if key else path))
-
-    if not isinstance(obj, Mapping):
-        raise InputError(source, "expected a table ([[tripwire]])", path)
-    for key in obj:
-        if key not in TRIPWIRE_KEYS:
-            bad(key, f"unknown key (known: {', '.join(TRIPWIRE_KEYS)})")
+    check = TableCheck(obj, path=f"tripwire[{index}]", known_keys=TRIPWIRE_KEYS, source=source, table="tripwire")
+    bad = check.bad
     when: Condition | None = None
     if "when" not in obj:
         bad("when", "missing: a condition such as \"val/margin < 0\" or \"val/cos drop > 0.05\"")
@@ -141,15 +132,7 @@ def tripwire_from_dict(obj: Any, *, index: int, source: str = "plan", loss_names
     action = obj.get("action", "alert")
     if action not in ACTIONS:
         bad("action", f"expected one of {', '.join(ACTIONS)}, got {action!r}")
-    ints = {}
-    for key, default, low in (("from_epoch", 1, 1), ("until_epoch", 0, 0)):
-        v = obj.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, int) or v < low:
-            bad(key, f"expected an integer >= {low}, got {v!r}")
-            v = default
-        ints[key] = v
-    if ints["until_epoch"] and ints["until_epoch"] < ints["from_epoch"]:
-        bad("until_epoch", f"expected 0 (no end) or >= from_epoch {ints['from_epoch']}, got {ints['until_epoch']}")
+    from_epoch, until_epoch = check.epoch_window(obj)
     once = obj.get("once", False)
     if not isinstance(once, bool):
         bad("once", f"expected true or false, got {once!r}")
@@ -178,10 +161,9 @@ def tripwire_from_dict(obj: Any, *, index: int, source: str = "plan", loss_names
                 bad("lower.factor", f"expected a number >= 0 (the weight is multiplied by it), got {factor!r}")
             elif isinstance(loss, str):
                 lower = Lower(loss, float(factor))
-    if errors:
-        raise errors[0] if len(errors) == 1 else InputErrors(source, errors)
+    check.raise_any()
     assert when is not None
-    return Tripwire(when, action, ints["from_epoch"], ints["until_epoch"], lower, once, name)
+    return Tripwire(when, action, from_epoch, until_epoch, lower, once, name)
 
 
 @dataclass
