@@ -48,6 +48,19 @@ def benchmark_plan(recipe: Path, bench: Path, embedder: str) -> dict:
     return plan
 
 
+def seeded_plan(plan: dict, recipe: Path, seed: int) -> dict:
+    """The plan with its model seed and split seed both set to `seed`, data paths absolute (the
+    copy lives elsewhere), and the seed in its name."""
+    plan = json.loads(json.dumps(plan))
+    for key in ("store", "ood"):
+        if key in plan["data"]:
+            plan["data"][key] = str((recipe.parent / plan["data"][key]).resolve())
+    plan["seed"] = seed
+    plan["data"].setdefault("split", {})["seed"] = seed
+    plan["name"] = f"{plan['name']}-s{seed}"
+    return plan
+
+
 def far_ood_metrics(run_dir: Path, store_dir: Path, max_samples: int, seed: int) -> dict[str, dict[str, float]]:
     """cos, margin and R@5 of the run's last checkpoint and of copy-last / context-mean on a
     spread sample of every window of `store_dir` (the same code the trainer validates with)."""
@@ -85,6 +98,8 @@ def main() -> int:
     ap.add_argument("--embedder", default="potion-base-8m", help="benchmark stores' embedder suffix")
     ap.add_argument("--bench-dir", type=Path, default=None, help="default: the build script's cache folder")
     ap.add_argument("--out", type=Path, default=None, help="default: runs/recipes-<data>")
+    ap.add_argument("--seeds", default="", help="comma-separated seeds: one run per recipe and seed, each seed "
+                                                 "setting both the model seed and the split seed (OUT/<recipe>/seed<N>)")
     args = ap.parse_args()
 
     names = args.recipes or sorted(p.stem for p in RECIPES.glob("*.toml"))
@@ -92,17 +107,21 @@ def main() -> int:
     bench = args.bench_dir or cache_dir()
     lvm = str(Path(sys.executable).with_name("lvm-workbench"))
     run_dirs, far = [], {}
-    for name in names:
+    seeds = [int(x) for x in args.seeds.split(",") if x.strip()] or [None]
+    jobs = [(name, seed) for name in names for seed in seeds]
+    for name, seed in jobs:
         recipe = RECIPES / f"{name}.toml"
         if not recipe.is_file():
             sys.exit(f"{recipe}: no such recipe")
         plan_path = recipe
-        if args.data == "benchmark":
-            plan = benchmark_plan(recipe, bench, args.embedder)
-            plan_path = out / "plans" / f"{name}.toml"
+        plan = benchmark_plan(recipe, bench, args.embedder) if args.data == "benchmark" else tomllib.loads(recipe.read_text())
+        if seed is not None:
+            plan = seeded_plan(plan, recipe, seed)
+        if args.data == "benchmark" or seed is not None:
+            plan_path = out / "plans" / (f"{name}.toml" if seed is None else f"{name}-s{seed}.toml")
             plan_path.parent.mkdir(parents=True, exist_ok=True)
             plan_path.write_text(tomli_w.dumps(plan))
-        run_dir = out / name
+        run_dir = out / name if seed is None else out / name / f"seed{seed}"
         if run_dir.exists() and (run_dir / "run.json").exists():
             status = json.loads((run_dir / "run.json").read_text()).get("status")
             if status == "completed":
@@ -122,7 +141,7 @@ def main() -> int:
             run_dirs.append(run_dir)
         if args.data == "benchmark":
             plan = tomllib.loads(plan_path.read_text())
-            far[name] = far_ood_metrics(run_dir, bench / f"far-ood-{args.embedder}",
+            far[name if seed is None else f"{name}-s{seed}"] = far_ood_metrics(run_dir, bench / f"far-ood-{args.embedder}",
                                         plan.get("eval", {}).get("max_samples", 2000), plan.get("seed", 0))
     if not run_dirs:
         return 1

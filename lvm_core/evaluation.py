@@ -43,7 +43,8 @@ Predictor = Callable[[np.ndarray], np.ndarray]
 
 SCHEMA = "lvm-workbench/gates"
 SCHEMA_VERSION = 1
-DEFAULT_GATES = ("A", "B", "C", "D", "E")
+#: gates a battery runs unless told otherwise: A-E (the score) and the relative verdict
+DEFAULT_GATES = ("A", "B", "C", "D", "E", "vs_baselines")
 BASELINES = ("copy_last", "context_mean", "oracle")
 MODEL = "model"
 #: offsets of gate A; ours count from the last context row, legacy from the target row
@@ -350,7 +351,7 @@ class Check:
 
     split: str
     metric: str
-    op: str  # ">=" or "<="
+    op: str  # ">=", "<=" or ">" (strictly above: an interval touching 0 is not a win)
     threshold: float
     value: float
     tolerance: float = 0.0
@@ -361,6 +362,8 @@ class Check:
             return False
         if self.op == ">=":
             return self.value >= self.threshold - self.tolerance
+        if self.op == ">":
+            return self.value > self.threshold
         return self.value <= self.threshold + self.tolerance
 
     def to_json(self) -> dict[str, Any]:
@@ -383,7 +386,15 @@ class Verdict:
 
 
 class Gate(Protocol):
-    """What the battery needs from a gate plugin (plugins/gates.py has A-E)."""
+    """What the battery needs from a gate plugin (plugins/gates.py has A-E).
+
+    A *paired* gate (attribute ``paired = True``, e.g. vs_baselines) compares predictors with
+    each other on the same samples: instead of `measure` the battery calls
+    ``per_sample(preds) -> np.ndarray`` for every predictor and then
+    ``compare(samples, {predictor: per-sample array}) -> {predictor: metrics}`` once per split.
+    A paired gate is *relative*: it is judged and shown beside A-E, not counted in the score,
+    and it does not run in legacy mode (the original had no such gate).
+    """
 
     key: str  # "A": also the prefix of its thresholds in a plan ("A.val.mean_plus1")
     title: str
@@ -396,6 +407,11 @@ class Gate(Protocol):
 
     def judge(self, metrics: Mapping[str, Mapping[str, float]]) -> Verdict:
         """Checks against thresholds, given {split: metrics}."""
+
+
+def is_relative(gate: Any) -> bool:
+    """A paired gate: judged beside A-E, not counted in the score (see Gate)."""
+    return bool(getattr(gate, "paired", False))
 
 
 def split_kind(split: str) -> str:
@@ -457,11 +473,24 @@ class BatteryResult:
     config: dict[str, Any]
     timings: dict[str, float]
 
+    @property
+    def scored_gates(self) -> list[Gate]:
+        """The gates the score counts (A-E); relative gates are reported beside it."""
+        return [g for g in self.gates if not is_relative(g)]
+
+    @property
+    def relative_gates(self) -> list[Gate]:
+        return [g for g in self.gates if is_relative(g)]
+
+    @property
+    def max_score(self) -> int:
+        return len(self.scored_gates)
+
     def score(self, predictor: str = MODEL) -> int:
-        return sum(1 for v in self.verdicts[predictor].values() if v.passed)
+        return sum(1 for g in self.scored_gates if self.verdicts[predictor][g.key].passed)
 
     def passed_for(self, predictor: str = MODEL) -> bool:
-        return all(v.passed for v in self.verdicts[predictor].values())
+        return all(self.verdicts[predictor][g.key].passed for g in self.scored_gates)
 
     @property
     def score_model(self) -> int:
@@ -483,12 +512,13 @@ class BatteryResult:
             "mode": "legacy" if self.config.get("legacy") else "standard",
             "passed": self.passed,
             "score": self.score(),
-            "max_score": len(self.gates),
+            "max_score": self.max_score,
             "config": self.config,
             "splits": self.splits,
             "gates": {
                 g.key: {
                     "title": g.title,
+                    "relative": is_relative(g),
                     "passed": self.verdicts[MODEL][g.key].passed,
                     "note": self.verdicts[MODEL][g.key].note,
                     "checks": [c.to_json() for c in self.verdicts[MODEL][g.key].checks],
@@ -496,6 +526,7 @@ class BatteryResult:
                 }
                 for g in self.gates
             },
+            "beats_baselines": self.relative_summary(),
             "baselines": {
                 p: {"passed": self.passed_for(p), "score": self.score(p),
                     "gates": {k: v.passed for k, v in self.verdicts[p].items()},
@@ -504,6 +535,31 @@ class BatteryResult:
             },
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
+
+    def relative_summary(self, predictor: str = MODEL) -> dict[str, Any] | None:
+        """The relative verdict of `predictor` per split, for the score line, gates.json and the
+        TUI: {"gate", "passed", "splits": {split: {"passed", "vs", "mean", "lo", "hi",
+        "against": {baseline: {"mean", "lo", "hi", "cos"}}}}}. "vs" is the baseline whose lower
+        bound is the lowest (the comparison that decides). None without a relative gate."""
+        gates = self.relative_gates
+        if not gates:
+            return None
+        g = gates[0]
+        verdict = self.verdicts[predictor][g.key]
+        splits: dict[str, Any] = {}
+        for split, by_pred in self.metrics[g.key].items():
+            m = by_pred[predictor]
+            against = {b: {"mean": _num(m[f"gain/{b}"]), "lo": _num(m[f"gain/{b}/lo"]),
+                           "hi": _num(m[f"gain/{b}/hi"]), "cos": _num(m[f"{b}/cos"])}
+                       for b in relative_baselines(m)}
+            checks = [c for c in verdict.checks if c.split == split]
+            vs = min(against, key=lambda b: -math.inf if against[b]["lo"] is None else against[b]["lo"]) if against else None
+            splits[split] = {"passed": bool(checks) and all(c.passed for c in checks), "vs": vs,
+                             "cos": _num(m.get("cos")),
+                             **({k: against[vs][k] for k in ("mean", "lo", "hi")} if vs else {}),
+                             "against": against}
+        return {"gate": g.key, "passed": verdict.passed, "level": getattr(g, "thresholds", {}).get("level"),
+                "splits": splits}
 
     def flat_metrics(self, prefix: str = "gates") -> dict[str, float]:
         """Flat names for metrics.jsonl and checkpoint selection: gates/score, gates/passed,
@@ -543,6 +599,8 @@ def run_battery(
     """
     if samples < 1 or horizon < 1:
         raise InputError("5cat", f"samples and horizon must be >= 1 (got {samples}, {horizon})")
+    if legacy:
+        gates = [g for g in gates if not is_relative(g)]
     say = progress or (lambda _msg: None)
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
@@ -567,6 +625,7 @@ def run_battery(
             "gate_samples": {g.key: int(len(s.subset(g.key))) for g in gates},
         }
         timings[f"sample_{split}_s"] = time.perf_counter() - t0
+        per_sample: dict[str, dict[str, np.ndarray]] = {g.key: {} for g in gates if is_relative(g)}
         for pname, pred in predictors:
             say(f"{split}: predicting {len(wanted)} variants for {pname} on {len(s)} samples")
             t1 = time.perf_counter()
@@ -574,8 +633,16 @@ def run_battery(
             if pname == MODEL:
                 timings["predict_model_s"] += time.perf_counter() - t1
             for g in gates:
-                metrics[g.key].setdefault(split, {})[pname] = g.measure(preds)
+                if is_relative(g):
+                    per_sample[g.key][pname] = g.per_sample(preds)
+                else:
+                    metrics[g.key].setdefault(split, {})[pname] = g.measure(preds)
             del preds
+        t2 = time.perf_counter()
+        for g in gates:
+            if is_relative(g):
+                metrics[g.key][split] = g.compare(s, per_sample[g.key])
+        timings["paired_s"] = timings.get("paired_s", 0.0) + time.perf_counter() - t2
     verdicts: dict[str, dict[str, Verdict]] = {}
     for pname, _ in predictors:
         verdicts[pname] = {g.key: g.judge({sp: metrics[g.key][sp][pname] for sp in metrics[g.key]}) for g in gates}
@@ -584,6 +651,11 @@ def run_battery(
               "gates": [g.key for g in gates], "baselines": list(baselines),
               "thresholds": {g.key: dict(getattr(g, "thresholds", {})) for g in gates}}
     return BatteryResult(list(gates), metrics, verdicts, split_info, config, timings)
+
+
+def relative_baselines(metrics: Mapping[str, float]) -> list[str]:
+    """Baseline names a relative gate compared against, read from its metric keys (gain/<b>)."""
+    return [k[len("gain/"):] for k in metrics if k.startswith("gain/") and k.count("/") == 1]
 
 
 def _num(x: Any) -> Any:

@@ -41,11 +41,30 @@ def gate_rows(result: BatteryResult) -> list[dict[str, Any]]:
     return rows
 
 
+def relative_text(summary: dict[str, Any] | None) -> str:
+    """'beats baselines: val yes [+0.001, +0.012], ood no [-0.004, +0.002] (vs context_mean)'
+    from BatteryResult.relative_summary (or a gates.json "beats_baselines"); '' without one.
+    Each interval is against the baseline whose lower end is lowest (the one that decides)."""
+    if not summary:
+        return ""
+    parts = []
+    for split, v in summary["splits"].items():
+        if v.get("vs") is None:
+            parts.append(f"{split} n/a")
+            continue
+        lo, hi = v.get("lo"), v.get("hi")
+        iv = "[n/a]" if lo is None or hi is None else f"[{lo:+.3f}, {hi:+.3f}]"
+        parts.append(f"{split} {'yes' if v['passed'] else 'no'} {iv} vs {v['vs']}")
+    return "beats baselines: " + ", ".join(parts)
+
+
 def summary_line(result: BatteryResult) -> str:
     mode = "legacy" if result.config.get("legacy") else "standard"
-    base = ", ".join(f"{p} {result.score(p)}/{len(result.gates)}" for p in result.predictors if p != MODEL)
-    return (f"5CAT ({mode}): {'PASS' if result.passed else 'FAIL'}, score {result.score()}/{len(result.gates)} "
-            f"(pass needs all {len(result.gates)}); baselines: {base}")
+    n = result.max_score
+    base = ", ".join(f"{p} {result.score(p)}/{n}" for p in result.predictors if p != MODEL)
+    rel = relative_text(result.relative_summary())
+    return (f"5CAT ({mode}): {'PASS' if result.passed else 'FAIL'}, A-E {result.score()}/{n} "
+            f"(pass needs all {n}){'; ' + rel if rel else ''}; baselines: {base}")
 
 
 def console_table(result: BatteryResult, color: bool = False) -> str:

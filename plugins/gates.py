@@ -13,7 +13,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from lvm_core.evaluation import OFFSETS, Check, SplitPredictions, SplitSamples, Verdict, split_kind
+from lvm_core.bootstrap import paired_intervals
+from lvm_core.evaluation import MODEL, OFFSETS, Check, SplitPredictions, SplitSamples, Verdict, split_kind
 from lvm_core.metrics import ArticleBlock, article_blocks, rank_summary
 from lvm_core.metrics import within_article_ranks_both as ranks_both
 from lvm_core.params import Param
@@ -251,7 +252,62 @@ class CoherenceBins:
                        note=f"low-bin delta {low_delta:.4f} (reported, not judged)")
 
 
-GATES = (OffsetSweep, Retrieval, Ablations, Rollout, CoherenceBins)
+class BeatsBaselines:
+    """vs_baselines: beats every baseline in cosine beyond the noise: on the same samples, the
+    lower end of the paired bootstrap interval (whole articles resampled) of mean cos(pred,
+    target) minus the baseline's is above `min_lower`, for every baseline, on every split.
+
+    Relative, not absolute: it is judged beside A-E and not counted in their score. A
+    predictor compared with itself has a difference of exactly 0, so copy-last can never pass.
+    The baselines are every predictor of the battery except the model and the oracle."""
+
+    key = "vs_baselines"
+    title = "beats the baselines"
+    paired = True
+    NOT_BASELINES = (MODEL, "oracle")
+    PARAMS = (
+        Param("min_lower", "float", 0.0, "the lower end of each interval must be strictly above this"),
+        Param("level", "float", 0.95, "confidence level of the paired bootstrap intervals"),
+        Param("resamples", "int", 2000, "bootstrap resamples of the articles"),
+        Param("seed", "int", 0, "seed of the resampling"),
+    )
+
+    def __init__(self, **thresholds: Any) -> None:
+        self.thresholds = dict(thresholds)
+
+    def variants(self, context_len: int, horizon: int, legacy: bool) -> list[str]:
+        return ["base"]
+
+    def per_sample(self, preds: SplitPredictions) -> np.ndarray:
+        """cos(pred, target) per sample (unit rows: a zero prediction scores 0, NaN stays NaN)."""
+        return _cos(preds["base"], preds.samples.unit_rows(0)).astype(np.float64)
+
+    def compare(self, s: SplitSamples, scores: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
+        """For each predictor: its mean cos, each baseline's, and the interval of the gain."""
+        baselines = [p for p in scores if p not in self.NOT_BASELINES]
+        articles = s.store.row_article[s.rows]
+        out: dict[str, dict[str, float]] = {}
+        for pname, mine in scores.items():
+            diffs = np.stack([mine - scores[b] for b in baselines]) if baselines else np.zeros((0, len(mine)))
+            ivs = paired_intervals(diffs, articles, resamples=int(self.thresholds["resamples"]),
+                                   level=float(self.thresholds["level"]), seed=int(self.thresholds["seed"]))
+            m: dict[str, float] = {"cos": _mean(mine)}
+            for b, iv in zip(baselines, ivs):
+                m[f"{b}/cos"] = _mean(scores[b])
+                m[f"gain/{b}"], m[f"gain/{b}/lo"], m[f"gain/{b}/hi"] = iv.mean, iv.lo, iv.hi
+            m["samples"] = float(len(mine))
+            m["articles"] = float(len(np.unique(articles)))
+            out[pname] = m
+        return out
+
+    def judge(self, metrics: Mapping[str, Mapping[str, float]]) -> Verdict:
+        floor = float(self.thresholds["min_lower"])
+        checks = [Check(split, k, ">", floor, v) for split, values in metrics.items()
+                  for k, v in values.items() if k.startswith("gain/") and k.endswith("/lo")]
+        return Verdict(checks, note=f"{float(self.thresholds['level']):.0%} paired bootstrap over articles")
+
+
+GATES = (OffsetSweep, Retrieval, Ablations, Rollout, CoherenceBins, BeatsBaselines)
 
 
 @hookimpl

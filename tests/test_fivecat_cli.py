@@ -32,10 +32,11 @@ def test_oracle_fails_only_c_and_writes_schema_versioned_json(tmp_path, stores, 
     assert main(_args("oracle", stores, "--json", str(out), "--report", str(report))) == 3
     doc = json.loads(out.read_text())
     assert doc["schema"] == "lvm-workbench/gates" and doc["schema_version"] == 1
-    assert {k: v["passed"] for k, v in doc["gates"].items()} == {"A": True, "B": True, "C": False, "D": True, "E": True}
+    assert {k: v["passed"] for k, v in doc["gates"].items()} == {"A": True, "B": True, "C": False, "D": True, "E": True,
+                                                                     "vs_baselines": True}
     assert doc["score"] == 4 and doc["max_score"] == 5 and doc["passed"] is False
     assert doc["splits"]["val"]["samples"] == 60 and doc["model"]["model"] == "baseline oracle"
-    assert "5CAT (standard): FAIL, score 4/5" in capsys.readouterr().out
+    assert "5CAT (standard): FAIL, A-E 4/5 (pass needs all 5); beats baselines: val yes" in capsys.readouterr().out
     assert "| A offset sweep | val | mean_plus1 |" in report.read_text()
 
 
