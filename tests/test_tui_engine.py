@@ -108,5 +108,6 @@ async def test_train_the_tiny_plan_on_the_demo_store_then_gate_it_and_resume(tmp
         await settle(pilot, app)
         assert gates.doc is not None, str(gates.query_one("#gates-status", Static).render())
         gate_table = gates.query_one("#gates-table", DataTable)
-        assert [gate_table.get_row_at(i)[0] for i in range(gate_table.row_count)] == ["A", "B", "C", "D", "E"]
+        assert [gate_table.get_row_at(i)[0] for i in range(gate_table.row_count)] == ["A", "B", "C", "D", "E",
+                                                                                          "vs_baselines"]
         assert set(gates.query_one("#gates-plot")._labels) >= {"model", "copy_last", "oracle"}
