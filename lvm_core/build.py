@@ -20,7 +20,7 @@ from . import __version__
 from .corpus import Corpus, Document
 from .errors import InputError
 from .embedding import Embedder, EmbeddingCache, describe, embed_with_cache
-from .store import ArticleStore, write_store
+from .store import ArticleStore, text_hash, write_store
 from .text import chunk_text, clean_paragraphs
 
 
@@ -178,13 +178,26 @@ def build_store(
     cache_dir: str | Path | None = None,
     progress_stream: TextIO | None = None,
     quiet: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> ArticleStore:
-    """Build an article store from a corpus. The output appears only when it is complete."""
+    """Build an article store from a corpus. The output appears only when it is complete.
+
+    shard=(i, n) embeds only the i-th of n contiguous, deterministic ranges of the kept documents
+    (lvm_core/shards.py joins the n shard stores into the store a single build writes)."""
     kept, counts = chunk_corpus(corpus, config)
     if not kept:
         src = str(corpus.provenance.get("source", "corpus"))
         raise InputError(src, f"no document has at least {config.min_chunks} chunks of "
                               f"{config.chunk_words} words after cleaning ({counts['documents_read']} documents read)")
+    all_texts = [c for d in kept for c in d.chunks]
+    first, shard_info = 0, None
+    if shard is not None:
+        from .shards import shard_range
+
+        first, stop = shard_range(len(kept), *shard)
+        shard_info = {"index": shard[0], "count": shard[1], "documents": [first, stop], "total_documents": len(kept),
+                      "total_chunks": len(all_texts), "text_sha256": text_hash(all_texts)}
+        kept = kept[first:stop]
     texts = [c for d in kept for c in d.chunks]
     cache = EmbeddingCache(cache_dir, embedder) if cache_dir is not None else None
     progress = None if quiet else Progress(len(texts), f"embedding with {embedder.name}", progress_stream)
@@ -194,18 +207,23 @@ def build_store(
         progress.close()
     seconds = time.monotonic() - started
     lengths = [len(d.chunks) for d in kept]
-    articles = [{"id": i, "title": d.title,
+    articles = [{"id": first + i, "title": d.title,
                  "source": d.document.source or d.document.id, "doc_id": d.document.id, "part": d.part}
                 for i, d in enumerate(kept)]
-    words = np.array([len(t.split()) for t in texts])
     extra = {
         "builder": {"version": __version__, "config": asdict(config)},
         "counts": counts,
-        "chunk_words": {"mean": round(float(words.mean()), 1), "p5": int(np.percentile(words, 5)),
-                        "median": int(np.median(words)), "p95": int(np.percentile(words, 95)),
-                        "max": int(words.max())},
+        "chunk_words": chunk_word_stats(all_texts),
         "embed_seconds": round(seconds, 1),
+        **({"shard": shard_info} if shard_info is not None else {}),
     }
-    return write_store(out, vectors, lengths, list(range(len(kept))), texts=texts, articles=articles,
+    return write_store(out, vectors, lengths, list(range(first, first + len(kept))), texts=texts, articles=articles,
                        embedder=describe(embedder), corpus=dict(corpus.provenance), dtype=config.dtype,
                        extra=extra)
+
+
+def chunk_word_stats(texts: list[str]) -> dict[str, Any]:
+    """Words per chunk (mean, p5, median, p95, max) of a whole build, for the manifest."""
+    words = np.array([len(t.split()) for t in texts])
+    return {"mean": round(float(words.mean()), 1), "p5": int(np.percentile(words, 5)),
+            "median": int(np.median(words)), "p95": int(np.percentile(words, 95)), "max": int(words.max())}

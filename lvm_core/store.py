@@ -263,10 +263,13 @@ def write_store(
     dtype: str = "float16",
     normalize: bool = True,
     extra: dict[str, Any] | None = None,
+    unit_length: bool = False,
 ) -> ArticleStore:
-    """Write a store atomically (to a temporary directory, then renamed) and open it."""
+    """Write a store atomically (to a temporary directory, then renamed) and open it.
+    `unit_length`: the vectors are normalised already (joined shard stores) and are written
+    bit for bit, with the manifest saying they are normalised."""
     path = Path(path)
-    vecs = l2_normalize(vectors) if normalize else np.asarray(vectors, dtype=np.float32)
+    vecs = l2_normalize(vectors) if normalize and not unit_length else np.asarray(vectors, dtype=np.float32)
     lengths = np.asarray(article_lengths, dtype=np.int64)
     ids = np.asarray(article_ids, dtype=np.int64)
     if vecs.ndim != 2:
@@ -287,7 +290,7 @@ def write_store(
         corpus=dict(corpus or {}),
         text_sha256=text_hash(texts) if texts is not None else None,
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        normalized=normalize,
+        normalized=normalize or unit_length,
         extra=dict(extra or {}),
     )
     with atomic_dir(path) as tmp:

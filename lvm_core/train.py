@@ -35,10 +35,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import baselines
+from . import baselines, distributed
 from .batch import Batch
 from .checkpoint import load_state, load_weights, save_checkpoint
 from .curriculum import WindowSubset, epoch_index
+from .distributed import SINGLE, Dist
 from .device import autocast_bf16, capture_rng_state, restore_rng_state
 from .events import Alert, CheckpointSaved, EpochEnded, EvalDone, Event, GatesDone, RunEnded, RunStarted, Sink, StepLogged
 from .metrics import prediction_metrics
@@ -159,6 +160,7 @@ class TrainSetup:
     tripwires: list[Tripwire] = field(default_factory=list)  # checked after every evaluation
     train_subsets: list[WindowSubset] = field(default_factory=list)  # curricula: windows kept per epoch
     resident_bytes: int = 2 << 30  # stores up to this size (as float32) live on the device
+    dist: Dist = SINGLE  # this process's place in a torchrun job (lvm_core/distributed.py)
 
 
 @dataclass
@@ -234,16 +236,19 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
 # ---- validation ------------------------------------------------------------------------------
 
 @torch.no_grad()
-def predict(model: nn.Module, windows: Windows, device: torch.device, batch_size: int = 1024) -> np.ndarray:
-    """Model predictions (N, D) for every window, in eval mode, `batch_size` windows at a time."""
+def predict(model: nn.Module, windows: Windows, device: torch.device, batch_size: int = 1024,
+            dist: Dist = SINGLE) -> np.ndarray:
+    """Model predictions (N, D) for every window, in eval mode, `batch_size` windows at a time.
+    In a torchrun job each rank predicts its share and every rank gets all N, in order."""
     was_training = model.training
     model.eval()
-    out = np.empty((len(windows), windows.store.dim), dtype=np.float32)
-    for start in range(0, len(windows), batch_size):
-        ctx, _ = windows.batch(slice(start, start + batch_size))
-        out[start:start + len(ctx)] = model(torch.from_numpy(ctx).to(device)).float().cpu().numpy()
+    mine = distributed.share(dist, len(windows))
+    out = np.empty((mine.stop - mine.start, windows.store.dim), dtype=np.float32)
+    for start in range(mine.start, mine.stop, batch_size):
+        ctx, _ = windows.batch(slice(start, min(start + batch_size, mine.stop)))
+        out[start - mine.start:start - mine.start + len(ctx)] = model(torch.from_numpy(ctx).to(device)).float().cpu().numpy()
     model.train(was_training)
-    return out
+    return distributed.gather_rows(dist, out, len(windows))
 
 
 def split_metrics(name: str, windows: Windows, pred: np.ndarray, *, chance: bool = True) -> dict[str, float]:
@@ -262,11 +267,12 @@ def baseline_metrics(eval_sets: Sequence[EvalSet]) -> dict[str, float]:
     return out
 
 
-def evaluate(model: nn.Module, eval_sets: Sequence[EvalSet], device: torch.device, batch_size: int = 1024) -> dict[str, float]:
+def evaluate(model: nn.Module, eval_sets: Sequence[EvalSet], device: torch.device, batch_size: int = 1024,
+             dist: Dist = SINGLE) -> dict[str, float]:
     """The model's validation numbers on every eval split (without the baselines)."""
     out: dict[str, float] = {}
     for es in eval_sets:
-        out.update(split_metrics(es.name, es.windows, predict(model, es.windows, device, batch_size)))
+        out.update(split_metrics(es.name, es.windows, predict(model, es.windows, device, batch_size, dist)))
     return out
 
 
@@ -309,8 +315,9 @@ class _Emitter:
 
 def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.Event | None = None) -> RunResult:
     """Train `setup.model`, evaluating and checkpointing into `setup.run`; see the module doc."""
-    cfg, ecfg, dev, run = setup.config, setup.eval, setup.device, setup.run
-    emit = _Emitter(RunDirSink(run), [*setup.sinks, *sinks])
+    cfg, ecfg, dev, run, ddp = setup.config, setup.eval, setup.device, setup.run, setup.dist
+    # in a torchrun job rank 0 alone records the run (files, console, plugin hooks)
+    emit: Callable[[Event], None] = _Emitter(RunDirSink(run), [*setup.sinks, *sinks]) if ddp.is_main else _silent
     stop_event = stop_event or threading.Event()
     model = setup.model.to(dev)
     model.train()
@@ -340,7 +347,10 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
     total_steps = sum(steps_in(e) for e in range(1, cfg.epochs + 1))
     sched = LrSchedule(cfg.lr, cfg.lr_schedule, cfg.warmup_steps, max(1, total_steps), cfg.min_lr,
                        cfg.plateau_factor, cfg.plateau_patience, cfg.select_mode)
-    source = BatchSource(setup.train_windows.store, setup.train_windows.context_len, dev, setup.resident_bytes)
+    source = BatchSource(setup.train_windows.store, setup.train_windows.context_len, dev,
+                         distributed.resident_limit(ddp, dev, setup.resident_bytes))
+    net = distributed.wrap(ddp, model, dev)  # what the loss strategies call
+    stop_agreed = False  # torchrun: a stop request all ranks agreed on at the last log point
     train_rows = torch.from_numpy(setup.train_windows.target_rows).to(dev)
 
     # where we stand: fresh, or the state of the checkpoint we resume from
@@ -375,9 +385,9 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
             epoch, done_in_epoch, sums, n_sum = epoch + 1, 0, {}, 0
 
     t_start = time.time()
-    if resumed_from is None:
+    if resumed_from is None and ddp.is_main:
         run.update_run(started=iso_time(t_start), started_t=t_start, elapsed_before_s=0.0)
-    else:
+    elif ddp.is_main:
         resumes = run.read_json("run.json").get("resumes", [])
         run.update_run(started_t=t_start, elapsed_before_s=elapsed_before,
                        resumes=[*resumes, {"at": iso_time(t_start), "from_step": resumed_from}])
@@ -406,20 +416,22 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
         if not weights_finite(model):  # a last update can poison the weights with a finite loss
             raise _Diverged(f"non-finite weights at step {step}; stopped, the last good checkpoint is kept")
         meta = {**setup.checkpoint_meta, "step": step, "epoch": epoch, "metrics": last_eval, "tag": tag}
-        path = save_checkpoint(run.checkpoint(tag), model, meta, state())
+        path = save_checkpoint(run.checkpoint(tag), model, meta, state()) if ddp.is_main else run.checkpoint(tag)
         if tag == "last":
             last_saved_step = step
         emit(CheckpointSaved(epoch, step, str(path), tag, metric, value))
 
     def finish(status: str, error: str | None = None) -> RunResult:
         emit(RunEnded(status, step, epoch, best={k: v for k, v in best.items()}, error=error))
-        write_report(run)
+        if ddp.is_main:
+            write_report(run)
         return RunResult(status, step, epoch, best, last_eval, gates_passed, str(run.path), error, last_battery)
 
     def rollback(tw: Tripwire) -> tuple[str, dict[str, float] | None]:
         """Restore the best checkpoint's weights and optimizer state, lower the named weight.
         Returns what was done and the restored checkpoint's evaluation (None if there was none)."""
         done, restored = [], None
+        distributed.barrier(ddp)  # rank 0 has written `best`
         if best["epoch"] is not None and run.checkpoint("best").with_suffix(".safetensors").exists():
             model.load_state_dict(load_weights(run.checkpoint("best"), device=dev))
             st = load_state(run.checkpoint("best"))
@@ -453,12 +465,12 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
                 weights = {t.name: t.weight_at(epoch) for t in setup.losses}
                 for micro in range(cfg.grad_accum):
                     start = (done_in_epoch * cfg.grad_accum + micro) * cfg.batch_size
-                    batch = source.batch(epoch_rows[start:start + cfg.batch_size], epoch, step)
+                    batch = source.batch(distributed.local_rows(ddp, epoch_rows[start:start + cfg.batch_size]), epoch, step)
                     loss: torch.Tensor | None = None
-                    with autocast_bf16(dev, cfg.bf16):
+                    with autocast_bf16(dev, cfg.bf16), distributed.no_sync(net, micro < cfg.grad_accum - 1):
                         for term in setup.losses:
                             w = weights[term.name]
-                            for key, value in term.strategy(batch, model).items():
+                            for key, value in term.strategy(batch, net).items():
                                 name = f"loss/{term.name}" if key == term.name else f"loss/{term.name}/{key}"
                                 v = value.detach().float()
                                 log_sums[name] = v if name not in log_sums else log_sums[name] + v
@@ -483,8 +495,10 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
                 samples_since += per_step
 
                 end_of_epoch = done_in_epoch >= steps_per_epoch
-                if step % cfg.log_every == 0 or end_of_epoch or stop_event.is_set():
-                    values = dict(zip(log_sums, torch.stack(list(log_sums.values())).div(log_n).tolist()))
+                if step % cfg.log_every == 0 or end_of_epoch or (stop_event.is_set() and not ddp.active):
+                    means, stop_agreed = distributed.reduce_log(ddp, torch.stack(list(log_sums.values())).div(log_n),
+                                                                stop_event.is_set())
+                    values = dict(zip(log_sums, means.tolist()))
                     if not math.isfinite(values["loss"]):  # a NaN or Inf in any step poisons the sum
                         msg = (f"non-finite loss between step {last_log_step} and step {step}; "
                                "stopped, the last good checkpoint is kept")
@@ -500,7 +514,7 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
                         sums[k] = sums.get(k, 0.0) + v * log_n
                     n_sum += log_n
                     log_sums, log_n, t_log, samples_since = {}, 0, now, 0
-                if stop_event.is_set() and not end_of_epoch:
+                if (stop_agreed if ddp.active else stop_event.is_set()) and not end_of_epoch:
                     save("last")
                     return finish("stopped")
 
@@ -510,7 +524,7 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
             stop_early = False
             stop_reason: str | None = None
             if evaluate_now:
-                last_eval = {**evaluate(model, setup.eval_sets, dev, ecfg.batch_size), **base_metrics,
+                last_eval = {**evaluate(model, setup.eval_sets, dev, ecfg.batch_size, ddp), **base_metrics,
                              **{f"train/{k}": v / max(n_sum, 1) for k, v in sums.items()}}
                 if setup.gates is not None and ((setup.gates_every and epoch % setup.gates_every == 0) or epoch == cfg.epochs):
                     outcome = setup.gates(model, epoch, step)
@@ -518,6 +532,7 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
                     gates_passed, last_battery = outcome.passed, outcome.battery
                     last_eval.update(outcome.metrics)
                     emit(GatesDone(epoch, step, outcome.score, outcome.passed, outcome.results))
+                last_eval = distributed.broadcast_json(ddp, last_eval)  # every rank decides alike
                 emit(EvalDone(epoch, step, last_eval))
                 cos = last_eval.get("val/cos")
                 if cfg.collapse_drop > 0 and prev_cos is not None and cos is not None and prev_cos - cos > cfg.collapse_drop:
@@ -561,7 +576,7 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
                 emit(Alert(epoch, step, "info", "early_stop",
                            f"{cfg.early_stop_metric} did not improve for {early['bad']} evaluation(s); stopping"))
                 return finish("completed")
-            if stop_event.is_set() and epoch < cfg.epochs:
+            if (stop_agreed if ddp.active else stop_event.is_set()) and epoch < cfg.epochs:
                 return finish("stopped")
             epoch += 1
             done_in_epoch = 0
@@ -580,6 +595,10 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
         except Exception:  # noqa: BLE001 - the original error is the one to report
             pass
         raise
+
+
+def _silent(event: Event) -> None:
+    """The event sink of ranks other than 0 in a torchrun job."""
 
 
 class _Diverged(Exception):

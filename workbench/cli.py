@@ -21,7 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lvm-workbench",
         description="Train, watch and gate next-embedding models. With no arguments, opens the workbench screen.",
     )
-    parser.add_argument("--run", metavar="PLAN", help="run a TOML plan headless (train, evaluate, gates)")
+    # --plan is the same option: torchrun's own parser takes `--run` for its ambiguous `--run-path`
+    parser.add_argument("--run", "--plan", dest="run", metavar="PLAN",
+                        help="run a TOML plan headless (train, evaluate, gates); under torchrun write --plan")
     parser.add_argument("--run-dir", metavar="DIR", help="with --run: write the run here instead of runs/<name>-<time>")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last checkpoint")
     parser.add_argument("--device", help="cpu, cuda, cuda:N, mps or auto (overrides the plan)")

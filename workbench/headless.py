@@ -16,6 +16,7 @@ import time
 from contextlib import contextmanager
 from typing import Iterator, TextIO
 
+from lvm_core import distributed
 from lvm_core.errors import InputError
 from lvm_core.gate_report import console_table
 from lvm_core.events import Alert, CheckpointSaved, EvalDone, Event, GatesDone, RunEnded, RunStarted, StepLogged
@@ -153,8 +154,12 @@ def run_from_args(args: argparse.Namespace, *, stdout: TextIO | None = None, std
     setup = prepare_run(plan, host, run_dir=args.run_dir, device=args.device, resume=args.resume)
     stop = threading.Event()
     with stop_on_ctrl_c(stop, stderr):
-        result = train(setup, [ConsoleSink(stderr)], stop)
-    final_report(result, stdout)
+        try:
+            result = train(setup, [ConsoleSink(stderr)], stop)
+        finally:
+            distributed.shutdown(setup.dist)
+    if setup.dist.is_main:  # under torchrun the other ranks stay quiet
+        final_report(result, stdout)
     if result.status == "stopped":
         # a stop tripwire is a failed check of the plan's own (its message is the run's error);
         # a stop with no reason is Ctrl-C or a stop request

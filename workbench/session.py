@@ -35,6 +35,7 @@ import tomli_w
 
 import lvm_core
 from lvm_core import checkpoint as ckpt
+from lvm_core import distributed
 from lvm_core.curriculum import SampleFilter, build_subsets, epoch_index, filter_from_dict
 from lvm_core.device import configure_threads, seed_everything, select_device
 from lvm_core.errors import InputError, InputErrors
@@ -776,6 +777,9 @@ def prepare_run(plan: Plan, host: PluginHost, *, run_dir: str | Path | None = No
 
     cfg = plan.train
     dev, reason = select_device(device or cfg.device, source="--device" if device else f"{plan.source}: train.device")
+    ddp = distributed.init(dev.type)  # torchrun: join the job (SINGLE otherwise)
+    dev = distributed.local_device(ddp, dev)
+    distributed.check_batch(ddp, cfg.batch_size, plan.source)
     configure_threads(cfg.threads)
     seed_everything(plan.seed, cfg.deterministic)
     store = ArticleStore.open(plan.data.store)
@@ -788,6 +792,7 @@ def prepare_run(plan: Plan, host: PluginHost, *, run_dir: str | Path | None = No
         if run.read_json("run.json").get("status") == "completed":
             raise InputError(str(run.path), "this run already completed; there is nothing to resume")
         split = Split.load(run.path / "split.json")  # the run's split, never recomputed
+        _check_world_size(run, ddp)
         state = ckpt.load_state(run.checkpoint("last"))
     else:
         split = make_split(plan, store)
@@ -823,11 +828,14 @@ def prepare_run(plan: Plan, host: PluginHost, *, run_dir: str | Path | None = No
     meta = {"arch": plan.model.arch, "arch_params": plan.model.params, "input_dim": store.dim, "context_len": L,
             "plan_sha256": plan_sha256(plan), "data": fingerprints["store"],
             "embedder": store.manifest.embedder.get("name"), "split_sha256": split.sha256(), "name": plan.name}
-    gate_runner = _gate_runner(plan, host, gate_splits, dev) if plan.gates is not None else None
+    gate_runner = _gate_runner(plan, host, gate_splits, dev, ddp) if plan.gates is not None else None
     if run is not None:  # resuming: the weights of `last`, the logs cut back to its step
         model.load_state_dict(ckpt.load_weights(run.checkpoint("last")))
-        dropped = run.cut_logs(int(state["step"]))
-        run.update_run(device=str(dev), device_reason=reason, resume_cut=dropped)
+        if ddp.is_main:
+            dropped = run.cut_logs(int(state["step"]))
+            run.update_run(device=str(dev), device_reason=reason, resume_cut=dropped)
+    elif not ddp.is_main:  # torchrun: rank 0 creates the run directory and tells the others
+        run = RunDir(distributed.broadcast_json(ddp, None))
     else:
         run = RunDir(claim_run_dir(run_dir) if run_dir else new_run_dir(runs_root or DEFAULT_RUNS_ROOT, plan.name))
         run.write_text("plan.toml", plan.text if plan.text is not None else plan_to_toml(plan))
@@ -841,13 +849,15 @@ def prepare_run(plan: Plan, host: PluginHost, *, run_dir: str | Path | None = No
                                     "seed": plan.seed, "split_sha256": split.sha256(), "device": str(dev),
                                     "device_reason": reason, "model": plan.model.arch, "n_params": n_params,
                                     "plan_source": plan.source, "plan_dir": str(plan.base_dir),
-                                    "data": fingerprints, "versions": versions(), "argv": sys.argv})
+                                    "data": fingerprints, "versions": versions(), "argv": sys.argv,
+                                    "world_size": ddp.world_size})
+        distributed.broadcast_json(ddp, str(run.path))
 
     setup = TrainSetup(name=plan.name, run=run, model=model, losses=losses, train_windows=train_w,
                        eval_sets=eval_sets, config=cfg, eval=plan.eval, device=dev, device_reason=reason,
                        seed=plan.seed, checkpoint_meta=meta, gates=gate_runner,
                        gates_every=plan.gates.every if plan.gates else 0, resume_state=state,
-                       tripwires=list(plan.tripwires), train_subsets=subsets)
+                       tripwires=list(plan.tripwires), train_subsets=subsets, dist=ddp)
     setup.sinks.append(PluginEventSink(host, RunInfo(run.path, plan.name, resolved)))
     return setup
 
@@ -868,9 +878,20 @@ def _train_subsets(plan: Plan, train_w: Any, trainable: bool) -> list[Any]:
     return subsets
 
 
-def _gate_runner(plan: Plan, host: PluginHost, splits: dict[str, tuple[ArticleStore, np.ndarray]], dev: Any) -> Any:
+def _check_world_size(run: RunDir, ddp: distributed.Dist) -> None:
+    """A run resumes with the world size it started with: the global batch, the per-rank slices
+    and the optimizer state all assume it."""
+    started = int(run.read_json("run.json").get("world_size", 1))
+    if started != ddp.world_size:
+        raise InputError(str(run.path), f"this run was started with {started} process(es); resume it with "
+                                        f"torchrun --nproc-per-node {started} (got {ddp.world_size})")
+
+
+def _gate_runner(plan: Plan, host: PluginHost, splits: dict[str, tuple[ArticleStore, np.ndarray]], dev: Any,
+                 ddp: distributed.Dist = distributed.SINGLE) -> Any:
     """The 5CAT battery at the seam the trainer leaves for it (lvm_core.evaluation.run_battery);
-    `splits` holds every window of each eval split (the battery draws its own samples)."""
+    `splits` holds every window of each eval split (the battery draws its own samples). In a
+    torchrun job each rank predicts its share of the samples."""
     from lvm_core.evaluation import resolve_gates, run_battery, torch_predictor
 
     g = plan.gates
@@ -878,7 +899,7 @@ def _gate_runner(plan: Plan, host: PluginHost, splits: dict[str, tuple[ArticleSt
     gates = resolve_gates(lambda n: host.get("gate", n, source=plan.source), thresholds=g.thresholds, source=plan.source)
 
     def run(model: Any, epoch: int, step: int) -> GateOutcome:
-        result = run_battery(torch_predictor(model, dev), splits, gates, samples=g.samples, horizon=g.horizon,
+        result = run_battery(distributed.sharded_predictor(ddp, torch_predictor(model, dev)), splits, gates, samples=g.samples, horizon=g.horizon,
                              context_len=plan.data.context_len, seed=plan.seed)
         return GateOutcome(result.score(), result.passed, result.to_json(), result.flat_metrics(), result)
 

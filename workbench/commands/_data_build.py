@@ -12,6 +12,7 @@ from lvm_core.corpus import concat_corpora
 from lvm_core.embedding import default_cache_dir
 from lvm_core.errors import InputError, InputErrors
 from lvm_core.params import Param, resolve_params
+from lvm_core.shards import parse_shard
 
 from ..plugin_host import Item, default_host
 
@@ -39,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a reader parameter")
     parser.add_argument("--embedder-param", action="append", default=[], metavar="KEY=VALUE",
                         help="an embedder parameter (e.g. batch_size=16, device=cuda)")
+    parser.add_argument("--shard", default=None, metavar="I/N",
+                        help="embed only shard I of N (I from 0) of the kept documents; join the N shard "
+                             "stores with `data merge` (docs/data.md)")
     parser.add_argument("--force", action="store_true", help="replace an existing store at --out")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 
@@ -84,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
                              dtype=args.dtype)
     except ValueError as exc:
         raise InputError("data build", str(exc)) from None
+    shard = parse_shard(args.shard) if args.shard is not None else None
     host = default_host()
     reader = host.get("corpus_reader", args.reader, source="--reader")
     embedder_item = host.get("embedder", args.embedder, source="--embedder")
@@ -102,8 +107,13 @@ def run(args: argparse.Namespace) -> int:
     log(f"loading embedder {args.embedder}")
     embedder = embedder_item.obj(**embedder_params)
     store = build_store(corpus, embedder, out, config=config,
-                        cache_dir=None if args.no_cache else cache_root / "embeddings", quiet=args.quiet)
+                        cache_dir=None if args.no_cache else cache_root / "embeddings", quiet=args.quiet,
+                        shard=shard)
     counts = store.manifest.extra.get("counts", {})
+    if shard is not None:
+        info = store.manifest.extra["shard"]
+        print(f"shard {shard[0]}/{shard[1]}: documents {info['documents'][0]}-{info['documents'][1] - 1} of "
+              f"{info['total_documents']} (join the {shard[1]} shards with `lvm-workbench data merge`)")
     print(f"wrote {out}: {store.n_articles} documents, {store.n_chunks} chunks, {store.dim}-D {store.vectors.dtype} "
           f"({counts.get('documents_read', '?')} documents read, {counts.get('documents_eligible', '?')} with "
           f">= {config.min_chunks} chunks)")
