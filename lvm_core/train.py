@@ -37,6 +37,7 @@ from torch import nn
 
 from . import baselines, distributed
 from .batch import Batch
+from .compiled import maybe_compile
 from .checkpoint import load_state, load_weights, save_checkpoint
 from .curriculum import WindowSubset, epoch_index
 from .distributed import SINGLE, Dist
@@ -75,6 +76,7 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads; 0 = torch's default
     bf16: bool = False  # bf16 autocast on CUDA
     deterministic: bool = False
+    compile: bool = False  # torch.compile the model and loss terms (lvm_core/compiled.py; for GPUs)
     log_every: int = 20
     select_metric: str = "val/margin"
     select_mode: str = "max"
@@ -349,7 +351,7 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
                        cfg.plateau_factor, cfg.plateau_patience, cfg.select_mode)
     source = BatchSource(setup.train_windows.store, setup.train_windows.context_len, dev,
                          distributed.resident_limit(ddp, dev, setup.resident_bytes))
-    net = distributed.wrap(ddp, model, dev)  # what the loss strategies call
+    net, strategies = maybe_compile(distributed.wrap(ddp, model, dev), setup.losses, cfg.compile)  # what the step calls
     stop_agreed = False  # torchrun: a stop request all ranks agreed on at the last log point
     train_rows = torch.from_numpy(setup.train_windows.target_rows).to(dev)
 
@@ -470,7 +472,7 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
                     with autocast_bf16(dev, cfg.bf16), distributed.no_sync(net, micro < cfg.grad_accum - 1):
                         for term in setup.losses:
                             w = weights[term.name]
-                            for key, value in term.strategy(batch, net).items():
+                            for key, value in strategies[term.name](batch, net).items():
                                 name = f"loss/{term.name}" if key == term.name else f"loss/{term.name}/{key}"
                                 v = value.detach().float()
                                 log_sums[name] = v if name not in log_sums else log_sums[name] + v

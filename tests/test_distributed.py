@@ -226,3 +226,23 @@ def test_cpu_ranks_keep_the_store_memory_mapped():
     cpu = torch.device("cpu")
     assert distributed.resident_limit(Dist(0, 2), cpu, 1 << 30) == 0
     assert distributed.resident_limit(distributed.SINGLE, cpu, 1 << 30) == 1 << 30
+
+
+def test_5cat_under_torchrun_scores_shares_and_rank_zero_writes_the_single_process_result(reference, capsys):
+    root, single, _ = reference
+    demo = TESTS.parent / "examples" / "data" / "python-docs-minilm"
+    args = ["5cat", "--model", str(single / "checkpoints" / "last.safetensors"), "--val", str(OOD_STORE),
+            "--ood", str(demo), "--samples", "150", "--horizon", "2"]
+    code = cli.main([*args, "--json", str(root / "one.json")])
+    capsys.readouterr()
+    done = torchrun([*args, "--json", str(root / "two.json")], cwd=root)
+    # torchrun exits 1 when a worker fails and names the worker's own exit code (3: gates failed)
+    assert (done.returncode == 0) == (code == 0) and (code == 0 or f"exitcode: {code}" in done.stderr), done.stderr[-3000:]
+    assert done.stdout.count("5CAT (") == 1  # one table, printed by rank 0
+    one, two = (json.loads((root / f).read_text()) for f in ("one.json", "two.json"))
+    assert one["score"] == two["score"] and one["splits"] == two["splits"]
+    for part in ("gates", "baselines"):
+        a, b = numbers(one[part]), numbers(two[part])
+        assert a.keys() == b.keys() and a
+        for k in a:
+            assert a[k] == pytest.approx(b[k], abs=1e-4, nan_ok=True), k

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from lvm_core import distributed
 from lvm_core.atomic import write_json, write_text
 from lvm_core.errors import InputError
 from lvm_core.evaluation import BASELINES, resolve_gates, run_battery, torch_predictor
@@ -106,14 +107,16 @@ def _split_input(flag: str, value: str, args: argparse.Namespace, tmp: Path, cac
     return store, rows
 
 
-def _predictor(args: argparse.Namespace, host: Any) -> tuple[Any, dict[str, Any], int]:
-    """(predictor, description, context_len) for --model."""
+def _predictor(args: argparse.Namespace, host: Any, ddp: Any) -> tuple[Any, dict[str, Any], int]:
+    """(predictor, description, context_len) for --model; under torchrun each rank predicts its
+    share of the samples (lvm_core/distributed.py)."""
     if args.model in BASELINES:
         return args.model, {"model": f"baseline {args.model}"}, 5
     path = Path(args.model)
     from lvm_core.device import select_device
 
     device, _why = select_device(args.device, source="--device")
+    device = distributed.local_device(ddp, device)
     if path.suffix == ".pt" and path.is_file() and not path.name.endswith(".state.pt"):
         from lvm_core.legacy_checkpoint import legacy_model
 
@@ -124,7 +127,8 @@ def _predictor(args: argparse.Namespace, host: Any) -> tuple[Any, dict[str, Any]
         model = load_model(path, lambda arch: host.get("model", arch, source=str(path)).obj, device=device)
         meta = model.checkpoint_meta  # type: ignore[attr-defined]
     about = {"model": str(path), "architecture": f"{meta['arch']} {json.dumps(meta['arch_params'], sort_keys=True)}"}
-    return torch_predictor(model, device, args.batch_size), about, int(meta["context_len"])
+    return (distributed.sharded_predictor(ddp, torch_predictor(model, device, args.batch_size)), about,
+            int(meta["context_len"]))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -135,15 +139,29 @@ def run(args: argparse.Namespace) -> int:
     host = load_plugins()
     gates = resolve_gates(lambda n: host.get("gate", n, source="5cat"), thresholds=_thresholds(args.threshold),
                           source="--threshold")
-    predictor, about, context_len = _predictor(args, host)
+    ddp = distributed.init("cuda" if args.device.startswith("cuda") else "cpu")  # torchrun: gloo on CPU, nccl on CUDA
+    try:
+        predictor, about, context_len = _predictor(args, host, ddp)
+        result = _battery(args, predictor, gates, context_len)
+    finally:
+        distributed.shutdown(ddp)
+    if not ddp.is_main:  # rank 0 alone prints and writes
+        return exit_codes.OK if result.passed else exit_codes.GATE_FAILED
+    return _report(args, result, about)
+
+
+def _battery(args: argparse.Namespace, predictor: Any, gates: Any, context_len: int) -> Any:
     with tempfile.TemporaryDirectory(prefix="lvm-5cat-") as tmpdir:
         cache: dict[str, ArticleStore] = {}
         splits = {"val": _split_input("--val", args.val, args, Path(tmpdir), cache,
                                       args.val_part if args.split_file else None, context_len)}
         if args.ood:
             splits["ood"] = _split_input("--ood", args.ood, args, Path(tmpdir), cache, None, context_len)
-        result = run_battery(predictor, splits, gates, samples=args.samples, horizon=args.horizon,
-                             context_len=context_len, seed=args.seed, legacy=args.legacy)
+        return run_battery(predictor, splits, gates, samples=args.samples, horizon=args.horizon,
+                           context_len=context_len, seed=args.seed, legacy=args.legacy)
+
+
+def _report(args: argparse.Namespace, result: Any, about: dict[str, Any]) -> int:
     print(console_table(result, color=sys.stdout.isatty()))
     if not args.ood:
         print("note: no --ood split, so gate E cannot run and the battery cannot pass", file=sys.stderr)
