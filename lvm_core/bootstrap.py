@@ -25,6 +25,9 @@ import numpy as np
 
 DEFAULT_RESAMPLES = 2000
 DEFAULT_LEVEL = 0.95
+#: cosines of float32 unit vectors are exact to about 1e-7: per-sample differences this small are
+#: ties (0), so a copy of a baseline can never "beat" it by rounding
+TIE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -75,12 +78,13 @@ def article_draws(n_articles: int, resamples: int, seed: int | np.random.SeedSeq
 
 
 def paired_intervals(diffs: np.ndarray, articles: np.ndarray, *, resamples: int = DEFAULT_RESAMPLES,
-                     level: float = DEFAULT_LEVEL, seed: int | list[int] = 0) -> list[Interval]:
+                     level: float = DEFAULT_LEVEL, seed: int | list[int] = 0, tie: float = TIE) -> list[Interval]:
     """One Interval per row of `diffs` (K, S) (or for a single (S,) row), resampling the
     articles given by `articles` (S,). All rows share the same resamples, so intervals of
-    the model against several baselines are comparable."""
+    the model against several baselines are comparable. Differences within `tie` of 0 count as 0."""
     d = np.asarray(diffs, dtype=np.float64)
     d = d[None, :] if d.ndim == 1 else d
+    d = np.where(np.abs(d) <= tie, 0.0, d)
     articles = np.asarray(articles)
     if d.ndim != 2 or articles.shape != (d.shape[1],):
         raise ValueError(f"expected diffs (K, S) and articles (S,), got {d.shape} and {articles.shape}")

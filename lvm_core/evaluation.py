@@ -587,6 +587,7 @@ def run_battery(
     seed: int = 0,
     legacy: bool = False,
     baselines: Sequence[str] = BASELINES,
+    extra_baselines: Mapping[str, Predictor] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> BatteryResult:
     """Run the gate battery for `predictor` and the baselines on the same samples.
@@ -596,6 +597,8 @@ def run_battery(
     named "ood" are judged with OOD thresholds, every other split with VAL thresholds.
     gates: built gate objects (`resolve_gates`). samples: per split. horizon: rollout steps (D).
     legacy: the original tool's definitions (first-N samples, offsets from the target, ...).
+    extra_baselines: more baselines by name (ridge and frame weights fitted on a run's train part,
+    lvm_core/fitted_baselines.py), judged and shown like copy-last.
     """
     if samples < 1 or horizon < 1:
         raise InputError("5cat", f"samples and horizon must be >= 1 (got {samples}, {horizon})")
@@ -608,7 +611,8 @@ def run_battery(
     for g in gates:
         wanted += g.variants(context_len, horizon, legacy)
     wanted = list(dict.fromkeys(wanted))
-    predictors: list[tuple[str, Predictor | str]] = [(MODEL, predictor), *[(b, b) for b in baselines]]
+    predictors: list[tuple[str, Predictor | str]] = [(MODEL, predictor), *[(b, b) for b in baselines],
+                                                     *(extra_baselines or {}).items()]
     metrics: dict[str, dict[str, dict[str, dict[str, float]]]] = {g.key: {} for g in gates}
     split_info: dict[str, dict[str, Any]] = {}
     timings["predict_model_s"] = 0.0
@@ -648,7 +652,7 @@ def run_battery(
         verdicts[pname] = {g.key: g.judge({sp: metrics[g.key][sp][pname] for sp in metrics[g.key]}) for g in gates}
     timings["total_s"] = time.perf_counter() - t_all
     config = {"samples": samples, "horizon": horizon, "context_len": context_len, "seed": seed, "legacy": legacy,
-              "gates": [g.key for g in gates], "baselines": list(baselines),
+              "gates": [g.key for g in gates], "baselines": [*baselines, *(extra_baselines or {})],
               "thresholds": {g.key: dict(getattr(g, "thresholds", {})) for g in gates}}
     return BatteryResult(list(gates), metrics, verdicts, split_info, config, timings)
 

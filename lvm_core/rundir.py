@@ -200,7 +200,8 @@ def iso_time(t: float) -> str:
 # ---- summaries: the final table and report.md ------------------------------------------------
 
 TABLE_METRICS = ("cos", "margin", "R@1", "R@5", "MRR")
-MODEL_ROWS = (("model", ""), ("copy_last", "copy_last/"), ("context_mean", "context_mean/"))
+MODEL_ROWS = (("model", ""), ("copy_last", "copy_last/"), ("context_mean", "context_mean/"),
+              ("ridge", "ridge/"), ("frame_weights", "frame_weights/"))
 
 
 def latest_eval(metrics_lines: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -219,6 +220,8 @@ def metrics_table(metrics: dict[str, Any], splits: Iterable[str] = ("val", "ood"
         if f"{split}/cos" not in metrics:
             continue
         for label, prefix in MODEL_ROWS:
+            if label in ("ridge", "frame_weights") and f"{split}/{prefix}cos" not in metrics:
+                continue  # a run from before the fitted baselines
             rows.append([split, label, *(_fmt(metrics.get(f"{split}/{prefix}{m}")) for m in TABLE_METRICS)])
         rows.append([split, "chance", "", "", *(_fmt(metrics.get(f"{split}/chance_{m}")) for m in ("R@1", "R@5", "MRR"))])
     return rows

@@ -43,7 +43,9 @@ from .curriculum import WindowSubset, epoch_index
 from .distributed import SINGLE, Dist
 from .device import autocast_bf16, capture_rng_state, restore_rng_state
 from .events import Alert, CheckpointSaved, EpochEnded, EvalDone, Event, GatesDone, RunEnded, RunStarted, Sink, StepLogged
+from .fitted_baselines import FITTED_BASELINES, fit_baselines
 from .metrics import prediction_metrics
+from .paired_eval import SAMPLES_FILE, PairedEval
 from .rundir import RunDir, RunDirSink, iso_time, write_report
 from .schedules import LrSchedule, WeightSchedule
 from .weight_control import ShareController
@@ -52,7 +54,7 @@ from .tripwires import Tripwire, TripwireBoard
 from .windows import Windows
 
 STAT_PREFIX = "stat/"  # loss terms logged but never added to the loss (plugins/strategies.py)
-EVAL_BASELINES = ("copy_last", "context_mean")
+EVAL_BASELINES = ("copy_last", "context_mean", *FITTED_BASELINES)  # the last two fitted on the train part
 
 
 # ---- configuration ---------------------------------------------------------------------------
@@ -163,6 +165,7 @@ class TrainSetup:
     train_subsets: list[WindowSubset] = field(default_factory=list)  # curricula: windows kept per epoch
     resident_bytes: int = 2 << 30  # stores up to this size (as float32) live on the device
     dist: Dist = SINGLE  # this process's place in a torchrun job (lvm_core/distributed.py)
+    fitted_baselines: Any = None  # ridge and frame weights fitted on the train part (set by train)
 
 
 @dataclass
@@ -187,6 +190,8 @@ def metric_names(splits: Iterable[str], loss_names: Iterable[str], gates: bool =
     for s in splits:
         names |= {f"{s}/{m}" for m in per_split}
         names |= {f"{s}/{b}/{m}" for b in EVAL_BASELINES for m in per_split}
+        names |= {f"{s}/gain/{b}{end}" for b in EVAL_BASELINES for end in ("", "/lo", "/hi")}
+        names.add(f"{s}/beats_baselines")
     if gates:
         names |= {"gates/score", "gates/passed"}
     return names
@@ -259,22 +264,45 @@ def split_metrics(name: str, windows: Windows, pred: np.ndarray, *, chance: bool
     return {f"{name}/{k}": float(v) for k, v in m.items() if chance or not (k.startswith("chance_") or k == "candidates")}
 
 
-def baseline_metrics(eval_sets: Sequence[EvalSet]) -> dict[str, float]:
-    """copy-last and context-mean on each split's samples: computed once per run."""
-    out: dict[str, float] = {}
+def baseline_predictions(eval_sets: Sequence[EvalSet], fitted: dict[str, Callable[[np.ndarray], np.ndarray]] | None = None
+                         ) -> dict[str, dict[str, np.ndarray]]:
+    """{baseline: {split: predictions}}: copy-last, the context mean and the `fitted` ones
+    (ridge, frame weights: lvm_core/fitted_baselines.py) on each split's samples, once per run."""
+    predictors = {b: baselines.BASELINES[b] for b in ("copy_last", "context_mean")} | dict(fitted or {})
+    out: dict[str, dict[str, np.ndarray]] = {b: {} for b in predictors}
     for es in eval_sets:
         ctx, _ = es.windows.batch()
-        for b in EVAL_BASELINES:
-            out.update(split_metrics(f"{es.name}/{b}", es.windows, baselines.BASELINES[b](ctx), chance=False))
+        for b, fn in predictors.items():
+            out[b][es.name] = fn(ctx)
     return out
 
 
-def evaluate(model: nn.Module, eval_sets: Sequence[EvalSet], device: torch.device, batch_size: int = 1024,
-             dist: Dist = SINGLE) -> dict[str, float]:
-    """The model's validation numbers on every eval split (without the baselines)."""
+def baseline_metrics(eval_sets: Sequence[EvalSet], preds: dict[str, dict[str, np.ndarray]] | None = None) -> dict[str, float]:
+    """The baselines' validation numbers on each split's samples (`preds` from baseline_predictions)."""
+    preds = baseline_predictions(eval_sets) if preds is None else preds
     out: dict[str, float] = {}
     for es in eval_sets:
-        out.update(split_metrics(es.name, es.windows, predict(model, es.windows, device, batch_size, dist)))
+        for b, by_split in preds.items():
+            out.update(split_metrics(f"{es.name}/{b}", es.windows, by_split[es.name], chance=False))
+    return out
+
+
+def fit_eval_baselines(train_windows: Windows, seed: int = 0) -> Any:
+    """Ridge and frame weights fitted on the train windows (lvm_core/fitted_baselines.py)."""
+    ctx, tgt = train_windows.batch()
+    return fit_baselines(ctx, tgt, train_windows.article_pos, seed=seed)
+
+
+def evaluate(model: nn.Module, eval_sets: Sequence[EvalSet], device: torch.device, batch_size: int = 1024,
+             dist: Dist = SINGLE, preds_out: dict[str, np.ndarray] | None = None) -> dict[str, float]:
+    """The model's validation numbers on every eval split (without the baselines); the
+    predictions per split go into `preds_out` when given."""
+    out: dict[str, float] = {}
+    for es in eval_sets:
+        pred = predict(model, es.windows, device, batch_size, dist)
+        if preds_out is not None:
+            preds_out[es.name] = pred
+        out.update(split_metrics(es.name, es.windows, pred))
     return out
 
 
@@ -399,7 +427,12 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
         for sub in setup.train_subsets:
             cut = f" (cut at {sub.threshold:.4f})" if sub.threshold is not None else ""
             emit(Alert(0, 0, "info", "curriculum", f"data filter {sub.label}: {len(sub.index)} of {n_train} train windows{cut}"))
-    base_metrics = baseline_metrics(setup.eval_sets)
+    fitted = setup.fitted_baselines = fit_eval_baselines(setup.train_windows, setup.seed)
+    if ddp.is_main:
+        run.update_run(baselines=fitted.record)
+    base_preds = baseline_predictions(setup.eval_sets, fitted.predictors)
+    base_metrics = baseline_metrics(setup.eval_sets, base_preds)
+    paired = PairedEval(setup.eval_sets, base_preds, seed=setup.seed)
     gates_passed: bool | None = None
     last_battery: Any = None
     last_saved_step = step if resumed_from is not None else -1
@@ -526,8 +559,12 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
             stop_early = False
             stop_reason: str | None = None
             if evaluate_now:
-                last_eval = {**evaluate(model, setup.eval_sets, dev, ecfg.batch_size, ddp), **base_metrics,
+                model_preds: dict[str, np.ndarray] = {}
+                last_eval = {**evaluate(model, setup.eval_sets, dev, ecfg.batch_size, ddp, preds_out=model_preds), **base_metrics,
                              **{f"train/{k}": v / max(n_sum, 1) for k, v in sums.items()}}
+                last_eval.update(paired.metrics(model_preds))
+                if ddp.is_main:
+                    paired.save(run.path / SAMPLES_FILE, epoch)
                 if setup.gates is not None and ((setup.gates_every and epoch % setup.gates_every == 0) or epoch == cfg.epochs):
                     outcome = setup.gates(model, epoch, step)
                     model.train()

@@ -92,3 +92,9 @@ def test_no_samples_and_bad_shapes():
 def test_text_shows_signed_bounds():
     iv = paired_intervals(np.array([0.001, 0.012]), np.array([0, 1]), resamples=2000)[0]
     assert iv.text() == "[+0.001, +0.012]"
+
+
+def test_rounding_noise_is_a_tie():
+    """Differences within 1e-6 (float32 cosine rounding) count as 0, so they never beat anything."""
+    iv = paired_intervals(np.array([5e-9, 3e-8, 1e-7]), np.array([0, 1, 2]))[0]
+    assert (iv.mean, iv.lo, iv.hi) == (0.0, 0.0, 0.0) and not iv.above_zero

@@ -61,16 +61,26 @@ def test_run_writes_a_complete_run_and_the_table(tmp_path, capsys):
     assert "A offset sweep" in out and "5CAT (standard): FAIL" in out  # the gate table is printed
     files = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file())
     assert files == ["checkpoints/best.safetensors", "checkpoints/best.state.pt", "checkpoints/last.safetensors",
-                     "checkpoints/last.state.pt", "events.jsonl", "gates.json", "metrics.jsonl", "plan.resolved.json",
+                     "checkpoints/last.state.pt", "eval_samples.npz", "events.jsonl", "gates.json", "metrics.jsonl", "plan.resolved.json",
                      "plan.toml", "report.md", "run.json", "split.json"]
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "completed" and info["epoch"] == 2 and info["device"] == "cpu"
     table = [line.split() for line in out.splitlines() if line.startswith(("val ", "ood "))]
     assert [row[:2] for row in table] == [[s, p] for s in ("val", "ood")
-                                          for p in ("model", "copy_last", "context_mean", "chance")]
+                                          for p in ("model", "copy_last", "context_mean", "ridge", "frame_weights", "chance")]
     assert "gates: FAILED" in out and "epoch 2 eval:" in err
+    assert "ridge " in err and "beats baselines: no (vs " in err  # the console shows the fitted baselines too
+    last = [m for m in RunDir(run_dir).read_jsonl("metrics.jsonl") if m["kind"] == "EvalDone"][-1]["metrics"]
+    for b in ("copy_last", "context_mean", "ridge", "frame_weights"):
+        assert last[f"val/gain/{b}/lo"] <= last[f"val/gain/{b}"] <= last[f"val/gain/{b}/hi"]
+        assert last[f"val/gain/{b}"] == pytest.approx(last["val/cos"] - last[f"val/{b}/cos"], abs=1e-5)
+    assert last["val/beats_baselines"] == 0.0
     gates = json.loads((run_dir / "gates.json").read_text())
     assert gates["passed"] is False and gates["epoch"] == 2
+    # the relative gate compares with every baseline, the fitted ones included
+    assert set(gates["beats_baselines"]["splits"]["val"]["against"]) == {"copy_last", "context_mean", "ridge",
+                                                                          "frame_weights"}
+    assert set(gates["baselines"]) == {"copy_last", "context_mean", "oracle", "ridge", "frame_weights"}
     steps = [m["step"] for m in RunDir(run_dir).read_jsonl("metrics.jsonl") if m["kind"] == "StepLogged"]
     assert steps == sorted(set(steps))
 

@@ -169,7 +169,7 @@ def test_events_and_run_directory_files(tmp_path):
     result = train(setup, sinks=[seen.append])
     assert result.status == "completed" and result.step == 2 * ((6 * 7) // 4)
     names = sorted(p.name for p in setup.run.path.rglob("*") if p.is_file())
-    assert names == ["best.safetensors", "best.state.pt", "events.jsonl", "last.safetensors", "last.state.pt",
+    assert names == ["best.safetensors", "best.state.pt", "eval_samples.npz", "events.jsonl", "last.safetensors", "last.state.pt",
                      "metrics.jsonl", "report.md", "run.json"]
     metrics = setup.run.read_jsonl("metrics.jsonl")
     steps = [m["step"] for m in metrics if m["kind"] == "StepLogged"]

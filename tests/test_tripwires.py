@@ -33,7 +33,7 @@ def script(monkeypatch, per_epoch: list[dict[str, float]]) -> list[int]:
     """Replace the trainer's evaluation: call i returns per_epoch[i]. Returns the call log."""
     calls: list[int] = []
 
-    def fake_evaluate(model, eval_sets, device, batch_size=1024, dist=None):
+    def fake_evaluate(model, eval_sets, device, batch_size=1024, dist=None, preds_out=None):
         calls.append(len(calls))
         return dict(per_epoch[len(calls) - 1])
 

@@ -37,6 +37,17 @@ def _duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def _beats(m: dict, split: str) -> str:
+    """'beats baselines: yes' or 'no (ridge +0.004 [-0.002, +0.010])': the weakest lower bound."""
+    gains = [k[: -len("/lo")] for k in m if k.startswith(f"{split}/gain/") and k.endswith("/lo")]
+    if not gains:
+        return "beats baselines: n/a"
+    worst = min(gains, key=lambda g: m[f"{g}/lo"] if m[f"{g}/lo"] == m[f"{g}/lo"] else -1e9)
+    verdict = "yes" if m.get(f"{split}/beats_baselines") == 1.0 else "no"
+    return (f"beats baselines: {verdict} (vs {worst.rsplit('/', 1)[-1]} {m[worst]:+.4f} "
+            f"[{m[worst + '/lo']:+.4f}, {m[worst + '/hi']:+.4f}])")
+
+
 class ConsoleSink:
     """Prints trainer events for a person: a redrawn bar on a terminal, plain lines in a log."""
 
@@ -83,7 +94,9 @@ class ConsoleSink:
             for split in ("val", "ood"):
                 if f"{split}/cos" in m:
                     parts.append(f"{split} cos {m[f'{split}/cos']:.4f} margin {m[f'{split}/margin']:+.4f} "
-                                 f"R@5 {m[f'{split}/R@5']:.3f} (copy-last cos {m.get(f'{split}/copy_last/cos', float('nan')):.4f});")
+                                 f"R@5 {m[f'{split}/R@5']:.3f} (copy-last cos {m.get(f'{split}/copy_last/cos', float('nan')):.4f}, "
+                                 f"ctx-mean {m.get(f'{split}/context_mean/cos', float('nan')):.4f}, "
+                                 f"ridge {m.get(f'{split}/ridge/cos', float('nan')):.4f}; {_beats(m, split)});")
             self._line(" ".join(parts))
         elif isinstance(event, GatesDone):
             self._line(f"epoch {event.epoch} gates: score {event.score}, {'passed' if event.passed else 'failed'}")

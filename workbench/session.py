@@ -828,7 +828,9 @@ def prepare_run(plan: Plan, host: PluginHost, *, run_dir: str | Path | None = No
     meta = {"arch": plan.model.arch, "arch_params": plan.model.params, "input_dim": store.dim, "context_len": L,
             "plan_sha256": plan_sha256(plan), "data": fingerprints["store"],
             "embedder": store.manifest.embedder.get("name"), "split_sha256": split.sha256(), "name": plan.name}
-    gate_runner = _gate_runner(plan, host, gate_splits, dev, ddp) if plan.gates is not None else None
+    fitted_holder: list[TrainSetup] = []  # the gates read the fitted baselines the trainer makes
+    gate_runner = (_gate_runner(plan, host, gate_splits, dev, ddp, lambda: fitted_holder[0].fitted_baselines)
+                   if plan.gates is not None else None)
     if run is not None:  # resuming: the weights of `last`, the logs cut back to its step
         model.load_state_dict(ckpt.load_weights(run.checkpoint("last")))
         if ddp.is_main:
@@ -859,6 +861,7 @@ def prepare_run(plan: Plan, host: PluginHost, *, run_dir: str | Path | None = No
                        gates_every=plan.gates.every if plan.gates else 0, resume_state=state,
                        tripwires=list(plan.tripwires), train_subsets=subsets, dist=ddp)
     setup.sinks.append(PluginEventSink(host, RunInfo(run.path, plan.name, resolved)))
+    fitted_holder.append(setup)
     return setup
 
 
@@ -888,10 +891,11 @@ def _check_world_size(run: RunDir, ddp: distributed.Dist) -> None:
 
 
 def _gate_runner(plan: Plan, host: PluginHost, splits: dict[str, tuple[ArticleStore, np.ndarray]], dev: Any,
-                 ddp: distributed.Dist = distributed.SINGLE) -> Any:
+                 ddp: distributed.Dist = distributed.SINGLE, fitted: Any = lambda: None) -> Any:
     """The 5CAT battery at the seam the trainer leaves for it (lvm_core.evaluation.run_battery);
     `splits` holds every window of each eval split (the battery draws its own samples). In a
-    torchrun job each rank predicts its share of the samples."""
+    torchrun job each rank predicts its share of the samples. `fitted()` returns the run's
+    fitted baselines (ridge, frame weights), judged beside copy-last."""
     from lvm_core.evaluation import resolve_gates, run_battery, torch_predictor
 
     g = plan.gates
@@ -899,8 +903,10 @@ def _gate_runner(plan: Plan, host: PluginHost, splits: dict[str, tuple[ArticleSt
     gates = resolve_gates(lambda n: host.get("gate", n, source=plan.source), thresholds=g.thresholds, source=plan.source)
 
     def run(model: Any, epoch: int, step: int) -> GateOutcome:
+        fit = fitted()
         result = run_battery(distributed.sharded_predictor(ddp, torch_predictor(model, dev)), splits, gates, samples=g.samples, horizon=g.horizon,
-                             context_len=plan.data.context_len, seed=plan.seed)
+                             context_len=plan.data.context_len, seed=plan.seed,
+                             extra_baselines=fit.predictors if fit is not None else None)
         return GateOutcome(result.score(), result.passed, result.to_json(), result.flat_metrics(), result)
 
     return run

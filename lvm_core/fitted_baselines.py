@@ -1,0 +1,84 @@
+"""The two fitted baselines every run reports beside copy-last and the context mean: ridge and
+frame weights, both fitted in closed form on the run's own training part (seconds).
+
+Why: docs/results.md found that five learned frame weights beat every trained network, and on
+unseen Debian packages ridge beats the recommended recipe; a model's number means little until
+it stands beside the strongest simple predictor, measured on the very same samples.
+
+- ridge: `RidgeBaseline` (flattened context -> target), its penalty chosen on held-out training
+  articles (`select_ridge_alpha`), then refitted on every training window used.
+- frame_weights: p = normalize(sum_i w_i c_i) over the unit context frames, w the least-squares
+  solution of sum_i w_i c_i ~ target (an L x L system); a re-weighting of the context with no
+  direction of its own, so it transfers to other domains.
+
+Both are numpy-only Predictors (contexts (N, L, D) -> unit rows (N, D)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from .baselines import RidgeBaseline, select_ridge_alpha
+from .errors import InputError
+from .store import l2_normalize
+
+Predictor = Callable[[np.ndarray], np.ndarray]
+FITTED_BASELINES = ("ridge", "frame_weights")
+#: training windows used for the fits at most (a seeded subset beyond it keeps the fit to seconds)
+MAX_FIT_WINDOWS = 20000
+
+
+def frame_weights_fit(contexts: np.ndarray, targets: np.ndarray, jitter: float = 1e-6) -> np.ndarray:
+    """w (L,) minimising mean ||sum_i w_i c_i - t||^2 over unit frames c_i and unit targets t:
+    the normal equations G w = b with G_ij = mean(c_i . c_j), b_i = mean(c_i . t)."""
+    c = l2_normalize(np.asarray(contexts, np.float32)).astype(np.float64)
+    t = l2_normalize(np.asarray(targets, np.float32)).astype(np.float64)
+    if c.ndim != 3 or t.shape != (c.shape[0], c.shape[2]) or c.shape[0] < 1:
+        raise InputError("frame_weights", f"expected contexts (N, L, D) and targets (N, D), got {c.shape} and {t.shape}")
+    gram = np.einsum("nid,njd->ij", c, c) / c.shape[0]
+    rhs = np.einsum("nid,nd->i", c, t) / c.shape[0]
+    gram[np.diag_indices_from(gram)] += jitter * max(np.trace(gram) / len(gram), 1e-12)
+    return np.linalg.solve(gram, rhs)
+
+
+@dataclass
+class FrameWeights:
+    """normalize(sum_i w_i unit(c_i)): the predictor of `frame_weights_fit`."""
+
+    weights: np.ndarray  # (L,)
+
+    def __call__(self, contexts: np.ndarray) -> np.ndarray:
+        c = l2_normalize(np.asarray(contexts, np.float32))
+        return l2_normalize(np.einsum("l,nld->nd", self.weights.astype(np.float32), c))
+
+
+@dataclass
+class FittedBaselines:
+    """The fitted predictors by name, and what was fitted (alpha, weights, windows) for the record."""
+
+    predictors: dict[str, Predictor]
+    record: dict[str, Any]
+
+
+def fit_baselines(contexts: np.ndarray, targets: np.ndarray, articles: np.ndarray, *, seed: int = 0,
+                  max_windows: int = MAX_FIT_WINDOWS) -> FittedBaselines:
+    """Fit ridge and frame weights on training windows (contexts (N, L, D), targets (N, D), the
+    article of each window for choosing ridge's penalty on held-out articles)."""
+    contexts, targets, articles = np.asarray(contexts), np.asarray(targets), np.asarray(articles)
+    n = len(contexts)
+    if n > max_windows:
+        keep = np.sort(np.random.default_rng([seed, 7]).choice(n, max_windows, replace=False))
+        contexts, targets, articles = contexts[keep], targets[keep], articles[keep]
+    w = frame_weights_fit(contexts, targets)
+    if len(np.unique(articles)) >= 2:
+        alpha, scores = select_ridge_alpha(contexts, targets, articles, seed=seed)
+    else:
+        alpha, scores = 1.0, {}
+    ridge = RidgeBaseline().fit(contexts, targets, alpha=alpha)
+    record = {"windows": int(len(contexts)), "of_windows": int(n),
+              "ridge": {"alpha": alpha, "heldout_cos": {str(k): round(v, 6) for k, v in scores.items()}, "form": ridge.form},
+              "frame_weights": {"weights": [round(float(x), 6) for x in w]}}
+    return FittedBaselines({"ridge": ridge.predict, "frame_weights": FrameWeights(w)}, record)
