@@ -11,11 +11,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import InputError
 from .rundir import EVENTS, METRICS, RUN_JSON, RunDir, format_table
+from .seed_stats import SEED_KEYS, group_members, group_stats, is_group
 
 #: (column header, key in a row); metric keys are the trainer's flat names
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -24,8 +26,12 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("chance R@1", "val/chance_R@1"), ("chance R@5", "val/chance_R@5"),
     ("copy-last cos", "val/copy_last/cos"), ("copy-last margin", "val/copy_last/margin"),
     ("ctx-mean cos", "val/context_mean/cos"), ("ctx-mean margin", "val/context_mean/margin"),
+    ("ridge cos", "val/ridge/cos"), ("frame-w cos", "val/frame_weights/cos"),
+    ("val vs baselines", "val/vs_baselines"),
     ("ood cos", "ood/cos"), ("ood margin", "ood/margin"), ("ood R@5", "ood/R@5"),
     ("ood copy-last cos", "ood/copy_last/cos"), ("ood ctx-mean cos", "ood/context_mean/cos"),
+    ("ood ridge cos", "ood/ridge/cos"), ("ood frame-w cos", "ood/frame_weights/cos"),
+    ("ood vs baselines", "ood/vs_baselines"),
     ("gates", "gates"), ("tripwires", "tripwires"), ("wall s", "elapsed_s"), ("status", "status"),
 )
 SIGNED = {"val/margin", "val/copy_last/margin", "val/context_mean/margin", "ood/margin"}
@@ -73,6 +79,8 @@ def run_row(path: str | Path, at: str = "last") -> dict[str, Any]:
                            "n_params": info.get("n_params"), "epoch": chosen.get("epoch"),
                            "status": info.get("status"), "elapsed_s": info.get("elapsed_s")}
     row.update({k: v for k, v in (chosen.get("metrics") or {}).items()})
+    for split in ("val", "ood"):
+        row[f"{split}/vs_baselines"] = vs_baselines_cell(row, split)
     gates_p = run.path / "gates.json"
     if gates_p.is_file():
         g = run.read_json("gates.json")
@@ -81,6 +89,86 @@ def run_row(path: str | Path, at: str = "last") -> dict[str, Any]:
     row["tripwires"] = len(fired)
     row["resolved"] = resolved
     return row
+
+
+def vs_baselines_cell(metrics: dict[str, Any], split: str) -> str | None:
+    """'yes +0.004 [+0.001, +0.008] ctx-mean' or 'no ...': the run's verdict against every
+    baseline, shown with the gain whose lower bound is lowest (the one that decides)."""
+    los = {k[len(f"{split}/gain/"):-len("/lo")]: v for k, v in metrics.items()
+           if k.startswith(f"{split}/gain/") and k.endswith("/lo") and isinstance(v, (int, float))}
+    if not los:
+        return None
+    b = min(los, key=lambda k: los[k] if los[k] == los[k] else -math.inf)
+    verdict = "yes" if metrics.get(f"{split}/beats_baselines") == 1.0 else "no"
+    return (f"{verdict} {_signed(metrics.get(f'{split}/gain/{b}'))} [{_signed(los[b])}, "
+            f"{_signed(metrics.get(f'{split}/gain/{b}/hi'))}] vs {b}")
+
+
+def _signed(v: Any) -> str:
+    return "n/a" if v is None or not isinstance(v, (int, float)) or v != v else f"{v:+.4f}"
+
+
+def run_rows(paths: Sequence[str | Path], at: str = "last") -> list[dict[str, Any]]:
+    """Rows of run directories; a seed group's directory stands for its member runs (each row
+    remembers its group in "group")."""
+    rows = []
+    for p in paths:
+        if is_group(p):
+            members = group_members(p)
+            if not members:
+                raise InputError(str(p), "a seed group with no finished member run yet")
+            for m in members:
+                rows.append({**run_row(m, at=at), "group": Path(p).name})
+        else:
+            rows.append(run_row(p, at=at))
+    return rows
+
+
+def seed_groups(rows: Sequence[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Rows that differ only in their seeds (model seed, split seed, name), in order: the
+    rows of one seed group directory, or runs given one by one whose plans match."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    names: dict[str, str] = {}
+    for r in rows:
+        flat = {k: v for k, v in flat_plan(r.get("resolved") or {}).items() if k not in SEED_KEYS}
+        key = r.get("group") or json.dumps(flat, sort_keys=True, default=str)
+        groups.setdefault(key, []).append(r)
+        names.setdefault(key, r.get("group") or str((r.get("resolved") or {}).get("name", r["run"])))
+    return [(names[k], v) for k, v in groups.items() if len(v) > 1]
+
+
+def group_table(stats: Sequence[dict[str, Any]]) -> list[list[str]]:
+    """Header plus one row per group and metric: mean +- sd across seeds; then one row per
+    group, split and baseline: the baseline's cos and the pooled interval of the gain."""
+    table = [["group", "seeds", "what", "mean ± sd", "gain [95% interval]", "seeds > 0", "noise"]]
+    for st in stats:
+        n = str(len(st["runs"]))
+        for m, v in st["metrics"].items():
+            table.append([st["group"], n, m, _pm(v), "", "", ""])
+        for split, by_b in st["gains"].items():
+            for b, g in by_b.items():
+                iv = (f"{_signed(g['mean'])} [{_signed(g.get('lo'))}, {_signed(g.get('hi'))}]"
+                      if g.get("lo") is not None else f"{_signed(g['mean'])} [n/a]")
+                table.append([st["group"], n, f"{split} vs {b} (cos {_pm(st['baselines'][split][b])})",
+                              "", iv, f"{g['seeds_above']}/{g['n']}", "within noise" if g["within_noise"] else "beyond"])
+    return table
+
+
+def _pm(v: dict[str, Any]) -> str:
+    return "-" if v.get("mean") is None else f"{v['mean']:.4f} ± {v['sd']:.4f}"
+
+
+def group_stats_of(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [group_stats(name, members) for name, members in seed_groups(rows)]
+
+
+def render_group_text(rows: Sequence[dict[str, Any]]) -> str:
+    stats = group_stats_of(rows)
+    if not stats:
+        return ""
+    return ("seeds (mean ± sd across runs; gains pooled over the runs' samples, whole articles resampled; "
+            "'within noise': the interval contains 0 or the seeds disagree in sign):\n"
+            + format_table(group_table(stats)) + "\n")
 
 
 def _cell(key: str, v: Any) -> str:
@@ -147,8 +235,15 @@ def diff_rows(rows: Sequence[dict[str, Any]]) -> list[list[str]]:
 
 def render_markdown(rows: Sequence[dict[str, Any]]) -> str:
     lines = ["# Run comparison", "", format_table(comparison_rows(rows), markdown=True), ""]
-    lines += ["copy-last and ctx-mean are the baselines on each run's own validation samples; chance is the "
-              "expected R@k of a random ranking within the article.", ""]
+    lines += ["copy-last, ctx-mean, ridge and frame-w (frame weights; both fitted on each run's train part) are the "
+              "baselines on each run's own validation samples; chance is the expected R@k of a random ranking "
+              "within the article. 'vs baselines': does the model beat every baseline, with the 95% paired "
+              "bootstrap interval (over articles) of the gain that decides.", ""]
+    stats = group_stats_of(rows)
+    if stats:
+        lines += ["## Seeds", "", "Mean ± sd across each group's runs; gains pooled over the runs' samples with whole "
+                  "articles resampled; 'within noise': the interval contains 0 or the seeds disagree in sign.", "",
+                  format_table(group_table(stats), markdown=True), ""]
     diff = diff_rows(rows)
     lines += ["## Plan differences", ""]
     lines.append(format_table(diff, markdown=True) if len(diff) > 1 else "(the resolved plans are identical)")
@@ -158,7 +253,8 @@ def render_markdown(rows: Sequence[dict[str, Any]]) -> str:
 
 def render_text(rows: Sequence[dict[str, Any]]) -> str:
     diff = diff_rows(rows)
-    return (format_table(comparison_rows(rows)) + "\n\nplan differences:\n"
+    groups = render_group_text(rows)
+    return (format_table(comparison_rows(rows)) + "\n\n" + (groups + "\n" if groups else "") + "plan differences:\n"
             + (format_table(diff) if len(diff) > 1 else "(the resolved plans are identical)") + "\n")
 
 

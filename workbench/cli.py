@@ -26,6 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run a TOML plan headless (train, evaluate, gates); under torchrun write --plan")
     parser.add_argument("--run-dir", metavar="DIR", help="with --run: write the run here instead of runs/<name>-<time>")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last checkpoint")
+    parser.add_argument("--seeds", metavar="S,S,...", help="with --run: one run per seed into a group of sibling run "
+                                                          "directories (overrides the plan's seeds key)")
+    parser.add_argument("--seed-splits", action="store_true",
+                        help="with --seeds: each seed also seeds the train/val split (the plan key seed_splits)")
     parser.add_argument("--device", help="cpu, cuda, cuda:N, mps or auto (overrides the plan)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

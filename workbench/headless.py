@@ -25,7 +25,8 @@ from lvm_core.train import RunResult, train
 
 from . import exit_codes
 from .plugin_host import load_plugins
-from .session import load_plan, load_run_plan, plan_to_dict, prepare_run
+from .seed_group import member_dirs, new_group, parse_seeds, seed_plan, write_group
+from .session import Plan, load_plan, load_run_plan, plan_to_dict, prepare_run
 
 BAR_WIDTH = 24
 
@@ -161,8 +162,40 @@ def run_from_args(args: argparse.Namespace, *, stdout: TextIO | None = None, std
                                            "resume with --resume alone")
         if args.run_dir:
             raise InputError("--run-dir", "cannot be combined with --resume (the run continues in its own directory)")
+        if getattr(args, "seeds", None):
+            raise InputError("--seeds", "cannot be combined with --resume (resume each member run of a group alone)")
     else:
         plan = load_plan(args.run)
+        seeds = parse_seeds(args.seeds) if getattr(args, "seeds", None) else plan.seeds
+        if seeds:
+            return run_seed_group(plan, seeds, bool(getattr(args, "seed_splits", False)) or plan.seed_splits, args,
+                                  stdout, stderr)
+    return _run_one(plan, args, stdout, stderr)
+
+
+def run_seed_group(plan: Plan, seeds: list[int], seed_splits: bool, args: argparse.Namespace,
+                   stdout: TextIO, stderr: TextIO) -> int:
+    """One run per seed into GROUP/seed<N> (workbench/seed_group.py), then the group's
+    comparison: mean +- sd across seeds and pooled paired intervals against each baseline."""
+    from lvm_core.compare import render_group_text, run_rows
+
+    group = new_group(plan, seeds, seed_splits, args.run_dir)
+    stderr.write(f"seed group {plan.name}: seeds {', '.join(map(str, seeds))}"
+                 f"{' (model and split)' if seed_splits else ' (model; the split stays)'} -> {group}\n")
+    codes: dict[str, int] = {}
+    for seed, member in zip(seeds, member_dirs(group, seeds)):
+        one = argparse.Namespace(**{**vars(args), "run_dir": str(member), "resume": None})
+        codes[member.name] = _run_one(seed_plan(plan, seed, seed_splits), one, stdout, stderr)
+        if codes[member.name] == exit_codes.INTERRUPTED:
+            break
+    done = all(member.name in codes for member in member_dirs(group, seeds))
+    write_group(group, plan, seeds, seed_splits, "completed" if done else "stopped", {"exit_codes": codes})
+    stdout.write("\n" + render_group_text(run_rows([group])))
+    worst = [c for c in codes.values() if c != exit_codes.OK]
+    return max(worst) if worst else exit_codes.OK
+
+
+def _run_one(plan: Plan, args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     host = load_plugins(plan.plugins.modules)
     setup = prepare_run(plan, host, run_dir=args.run_dir, device=args.device, resume=args.resume)
     stop = threading.Event()

@@ -119,12 +119,14 @@ class Plan:
     gates: GatesPlan | None = None
     plugins: PluginsPlan = field(default_factory=PluginsPlan)
     tripwires: list[Tripwire] = field(default_factory=list)  # [[tripwire]] (lvm_core/tripwires.py)
+    seeds: list[int] = field(default_factory=list)  # a seed group: one run per seed (workbench/seed_group.py)
+    seed_splits: bool = False  # in a seed group, each seed also seeds the split
     source: str = field(default="plan", compare=False)  # the file it came from, for messages
     text: str | None = field(default=None, compare=False, repr=False)  # the TOML as given
     base_dir: Path = field(default_factory=Path.cwd, compare=False)
 
 
-TOP_KEYS = ("name", "seed", "data", "model", "loss", "train", "eval", "gates", "plugins", "tripwire")
+TOP_KEYS = ("name", "seed", "seeds", "seed_splits", "data", "model", "loss", "train", "eval", "gates", "plugins", "tripwire")
 DATA_KEYS = ("store", "ood", "context_len", "split", "filter")
 SPLIT_KEYS = ("fractions", "ranges", "rest", "seed")
 MODEL_KEYS = ("arch", "params")
@@ -402,6 +404,11 @@ def plan_from_dict(data: Mapping[str, Any], base_dir: str | Path, *, source: str
     if not NAME_RE.match(name):
         c.add("name", f"expected letters, digits, '.', '_' or '-' (it names the run directory), got {name!r}")
     seed = c.typed(top, "seed", "seed", int, 0)
+    seeds = c.typed(top, "seeds", "seeds", list, [])
+    if any(isinstance(x, bool) or not isinstance(x, int) for x in seeds) or len(set(seeds)) != len(seeds):
+        c.add("seeds", f"expected an array of distinct integer seeds, e.g. [0, 1, 2], got {seeds!r}")
+        seeds = []
+    seed_splits = c.typed(top, "seed_splits", "seed_splits", bool, False)
 
     data_plan, parts = _data(c, top, base_dir)
     model = _model(c, top, host)
@@ -429,7 +436,8 @@ def plan_from_dict(data: Mapping[str, Any], base_dir: str | Path, *, source: str
         raise c.errors[0] if len(c.errors) == 1 else InputErrors(source, c.errors)
     assert data_plan is not None and model is not None
     return Plan(name, seed, data_plan, model, losses, train, eval_cfg, gates, PluginsPlan(list(modules)),
-                tripwires=tripwires, source=source, text=text, base_dir=base_dir)
+                tripwires=tripwires, seeds=list(seeds), seed_splits=seed_splits, source=source, text=text,
+                base_dir=base_dir)
 
 
 def _tripwires(c: _Checker, top: Mapping[str, Any], losses: list[str], known: set[str], gates: bool) -> list[Tripwire]:
@@ -679,6 +687,8 @@ def plan_to_dict(plan: Plan, *, relative_to: Path | None = None) -> dict[str, An
     out["plugins"] = {"modules": list(plan.plugins.modules)}
     if plan.tripwires:
         out["tripwire"] = [t.to_dict() for t in plan.tripwires]
+    if plan.seeds:
+        out["seeds"], out["seed_splits"] = list(plan.seeds), plan.seed_splits
     return _drop_none(out)
 
 

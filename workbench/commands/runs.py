@@ -11,8 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
-from lvm_core.atomic import write_text
-from lvm_core.compare import render_csv, render_markdown, render_text, run_row
+from lvm_core.atomic import write_json, write_text
+from lvm_core.compare import group_stats_of, render_csv, render_markdown, render_text, run_rows
 from lvm_core.errors import InputError
 from lvm_core.rundir import METRICS, RUN_JSON, RunDir, format_table, latest_eval, render_report
 
@@ -29,9 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     show.add_argument("run", help="a run directory")
     show.add_argument("--json", action="store_true", help="print run.json plus the last evaluation as JSON")
     cmp_ = sub.add_parser("compare", help="the comparison table of several runs beside their baselines, and their plan differences")
-    cmp_.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
+    cmp_.add_argument("runs", nargs="+", metavar="RUN", help="run directories or seed-group directories (--seeds)")
     cmp_.add_argument("--markdown", metavar="OUT.md", help="also write the table and the plan differences as Markdown")
     cmp_.add_argument("--csv", metavar="OUT.csv", help="also write the table as CSV (full precision)")
+    cmp_.add_argument("--json", metavar="OUT.json", help="also write the rows and the seed-group statistics as JSON")
     cmp_.add_argument("--at", choices=("last", "best"), default="last",
                       help="which evaluation of each run: the last (default; the one the gates judged) or the best checkpoint's")
 
@@ -45,15 +46,15 @@ def list_runs(root: Path) -> list[dict]:
     if not root.is_dir():
         raise InputError(str(root), "no such folder (runs are written to ./runs by default)")
     out = []
-    for info_path in sorted(root.glob(f"*/{RUN_JSON}")):
+    for info_path in sorted([*root.glob(f"*/{RUN_JSON}"), *root.glob(f"*/seed*/{RUN_JSON}")]):  # seed groups too
         run = RunDir(info_path.parent)
         try:
             info = run.read_json(RUN_JSON)
             last = latest_eval(run.read_jsonl(METRICS)).get("metrics", {})
         except InputError as exc:
-            out.append({"run": run.path.name, "status": f"unreadable ({exc.message})"})
+            out.append({"run": str(run.path.relative_to(root)), "status": f"unreadable ({exc.message})"})
             continue
-        out.append({"run": run.path.name, "status": info.get("status"), "model": info.get("model"),
+        out.append({"run": str(run.path.relative_to(root)), "status": info.get("status"), "model": info.get("model"),
                     "epoch": info.get("epoch"), "epochs": info.get("epochs"), "created": info.get("created"),
                     "val/cos": last.get("val/cos"), "val/margin": last.get("val/margin"),
                     "val/R@5": last.get("val/R@5"), "val/copy_last/margin": last.get("val/copy_last/margin"),
@@ -80,8 +81,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     if args.runs_action == "compare":
-        rows = [run_row(p, at=args.at) for p in args.runs]
+        rows = run_rows(args.runs, at=args.at)
         print(render_text(rows), end="")
+        if args.json:
+            write_json(Path(args.json), {"runs": [{k: v for k, v in r.items() if k != "resolved"} for r in rows],
+                                         "groups": group_stats_of(rows)})
         if args.markdown:
             write_text(Path(args.markdown), render_markdown(rows))
         if args.csv:
