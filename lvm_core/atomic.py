@@ -1,14 +1,60 @@
-"""Write-then-rename helpers: a crash mid-write never leaves a half-written file in place."""
+"""Write-then-rename helpers: a crash mid-write never leaves a half-written file in place.
+
+Temporary files are named `.<name>.<pid>.<random>.tmp` beside their target and created with
+mode 0666 minus the umask (like any file `open` makes; mkstemp's 0600 would hide run files
+from colleagues on a shared server). Each file is fsync-ed before its rename and its folder
+after, so a power cut leaves the old file or the new one, never an empty one.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
+
+from .faults import write_point
+
+TEMP_SUFFIX = ".tmp"
+
+
+def temp_name(path: Path) -> Path:
+    """A fresh temporary name beside `path` (hidden, ends in .tmp: swept by `remove_temporaries`)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+
+
+def fsync_file(path: str | os.PathLike[str]) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """fsync a folder so a rename in it is on disk (some file systems cannot: ignored there)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(path: Path) -> None:
+    for p in sorted(path.rglob("*")):
+        if p.is_file() and not p.is_symlink():
+            fsync_file(p)
+        elif p.is_dir():
+            fsync_dir(p)
+    fsync_dir(path)
 
 
 @contextmanager
@@ -16,15 +62,19 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp = temp_name(path)
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
-        yield tmp_path
-        os.replace(tmp_path, path)
+        yield tmp
+        write_point(path)
+        fsync_file(tmp)
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -41,10 +91,12 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary directory; on success it replaces `path` (an old one is removed last)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp = temp_name(path)
+    os.mkdir(tmp, 0o777)  # the umask applies, as for any folder
     try:
         yield tmp
-        tmp.chmod(0o755)  # mkdtemp makes 0700; a store should be readable like any directory
+        write_point(path)
+        fsync_tree(tmp)
         old = None
         if path.exists():
             old = path.with_name(f".{path.name}.old")
@@ -52,8 +104,26 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
                 shutil.rmtree(old)
             os.replace(path, old)
         os.replace(tmp, path)
+        fsync_dir(path.parent)
         if old is not None:
             shutil.rmtree(old)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def remove_temporaries(folder: str | os.PathLike[str]) -> list[str]:
+    """Delete `.*.tmp` files and folders a killed writer left in `folder` (call it only while
+    holding the folder's lock, so no live writer's temporary is taken). Returns their names."""
+    folder = Path(folder)
+    gone = []
+    if not folder.is_dir():
+        return gone
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith(".") and p.name.endswith(TEMP_SUFFIX):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            gone.append(p.name)
+    return gone

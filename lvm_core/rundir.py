@@ -7,7 +7,8 @@
       split.json           the article split, written once and read back on resume
       metrics.jsonl        StepLogged / EpochEnded / EvalDone lines (event.to_json()), append-only
       events.jsonl         RunStarted, Alert, CheckpointSaved, GatesDone, RunEnded
-      checkpoints/         last / best .safetensors + .state.pt
+      checkpoints/         generations gen-<seq>-step-<N>-<tag>/ and last/best.safetensors (lvm_core/checkpointer.py)
+      .lock                held (flock) by the process writing the run (lvm_core/runlock.py)
       gates.json           the latest gate battery results
       report.md            plan, data, metrics beside the baselines, gate table
 
@@ -26,6 +27,8 @@ from typing import Any, Iterable
 
 from .atomic import write_json, write_text
 from .errors import InputError
+from .faults import write_point
+from .runlock import LOCK_NAME, check_not_busy
 from .events import Alert, CheckpointSaved, EpochEnded, EvalDone, Event, GatesDone, RunEnded, RunStarted, StepLogged
 
 METRICS = "metrics.jsonl"
@@ -57,7 +60,9 @@ def new_run_dir(root: str | Path, name: str) -> Path:
 def claim_run_dir(path: str | Path) -> Path:
     """Use `path` as a new run directory: it may exist only if empty (nothing is overwritten)."""
     path = Path(path)
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+    if path.is_dir():
+        check_not_busy(path)  # a live run there is named, not just "not empty"
+    if path.exists() and (not path.is_dir() or any(p.name != LOCK_NAME for p in path.iterdir())):
         raise InputError(str(path), "run directory exists and is not empty (use --resume to continue it, or pick a new --run-dir)")
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -119,6 +124,7 @@ class RunDir:
 
     # ---- logs ----------------------------------------------------------------------------
     def append(self, name: str, line: str) -> None:
+        write_point(self.path / name)
         with open(self.path / name, "a", encoding="utf-8") as fh:
             fh.write(line + "\n")
             fh.flush()

@@ -38,10 +38,11 @@ from torch import nn
 from . import baselines, distributed
 from .batch import Batch
 from .compiled import maybe_compile
-from .checkpoint import load_state, load_weights, save_checkpoint
+from .checkpointer import Checkpointer
 from .curriculum import WindowSubset, epoch_index
 from .distributed import SINGLE, Dist
 from .device import autocast_bf16, capture_rng_state, restore_rng_state
+from .exact_stop import StepMark, abortable
 from .events import Alert, CheckpointSaved, EpochEnded, EvalDone, Event, GatesDone, RunEnded, RunStarted, Sink, StepLogged
 from .fitted_baselines import FITTED_BASELINES, fit_baselines
 from .metrics import prediction_metrics
@@ -161,6 +162,7 @@ class TrainSetup:
     gates_every: int = 0  # epochs between gate runs; 0 = only at the end
     sinks: list[Sink] = field(default_factory=list)  # sinks the workbench adds (plugin event hooks)
     resume_state: dict[str, Any] | None = None  # the .state.pt of the checkpoint to continue from
+    lock: Any = None  # the run folder's RunLock (lvm_core/runlock.py), released when train ends
     tripwires: list[Tripwire] = field(default_factory=list)  # checked after every evaluation
     train_subsets: list[WindowSubset] = field(default_factory=list)  # curricula: windows kept per epoch
     resident_bytes: int = 2 << 30  # stores up to this size (as float32) live on the device
@@ -437,21 +439,23 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
     last_battery: Any = None
     last_saved_step = step if resumed_from is not None else -1
 
-    def state() -> dict[str, Any]:
+    checkpoints = Checkpointer(run.checkpoints)
+
+    def state(rng: dict[str, Any] | None = None) -> dict[str, Any]:
         return {"optimizer": optimizer.state_dict() if optimizer is not None else {},
-                "lr_schedule": sched.state_dict(), "rng": capture_rng_state(),
+                "lr_schedule": sched.state_dict(), "rng": rng if rng is not None else capture_rng_state(),
                 "step": step, "epoch": epoch, "done_in_epoch": done_in_epoch,
                 "best": best, "early": early, "prev_cos": prev_cos, "sums": sums, "n_sum": n_sum,
                 "last_eval": last_eval, "controls": {t.name: t.control.state_dict() for t in setup.losses if t.control},
                 "scales": {t.name: t.scale for t in setup.losses}, "tripwires": board.state_dict(),
                 "elapsed_s": elapsed_before + time.time() - t_start}
 
-    def save(tag: str, metric: str | None = None, value: float | None = None) -> None:
+    def save(tag: str, metric: str | None = None, value: float | None = None, rng: dict[str, Any] | None = None) -> None:
         nonlocal last_saved_step
         if not weights_finite(model):  # a last update can poison the weights with a finite loss
             raise _Diverged(f"non-finite weights at step {step}; stopped, the last good checkpoint is kept")
         meta = {**setup.checkpoint_meta, "step": step, "epoch": epoch, "metrics": last_eval, "tag": tag}
-        path = save_checkpoint(run.checkpoint(tag), model, meta, state()) if ddp.is_main else run.checkpoint(tag)
+        path = checkpoints.save(tag, model, meta, state(rng)) if ddp.is_main else run.checkpoint(tag)
         if tag == "last":
             last_saved_step = step
         emit(CheckpointSaved(epoch, step, str(path), tag, metric, value))
@@ -467,9 +471,10 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
         Returns what was done and the restored checkpoint's evaluation (None if there was none)."""
         done, restored = [], None
         distributed.barrier(ddp)  # rank 0 has written `best`
-        if best["epoch"] is not None and run.checkpoint("best").with_suffix(".safetensors").exists():
-            model.load_state_dict(load_weights(run.checkpoint("best"), device=dev))
-            st = load_state(run.checkpoint("best"))
+        best_gen = [g for g in checkpoints.generations() if g.tag == "best"]
+        if best["epoch"] is not None and best_gen:
+            model.load_state_dict(best_gen[-1].weights(device=dev))
+            st = best_gen[-1].state()
             if optimizer is not None:
                 optimizer.load_state_dict(st["optimizer"])
             restored = {k: float(v) for k, v in st.get("last_eval", {}).items()}
@@ -483,7 +488,7 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
         return "; ".join(done), restored
 
     last_log_step = step
-    in_optimizer_step = False
+    mark: StepMark | None = None  # the start of the step in progress (what an abort may save)
     try:
         while epoch <= cfg.epochs:
             keep = epoch_windows(epoch)
@@ -498,6 +503,7 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 weights = {t.name: t.weight_at(epoch) for t in setup.losses}
+                mark = StepMark.take(log_sums, log_n, samples_since)
                 for micro in range(cfg.grad_accum):
                     start = (done_in_epoch * cfg.grad_accum + micro) * cfg.batch_size
                     batch = source.batch(distributed.local_rows(ddp, epoch_rows[start:start + cfg.batch_size]), epoch, step)
@@ -521,9 +527,8 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
                     log_n += 1
                 if cfg.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                in_optimizer_step = True
+                mark.computing = False
                 optimizer.step()
-                in_optimizer_step = False
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
                 done_in_epoch += 1
@@ -622,8 +627,19 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
         epoch = cfg.epochs
         return finish("completed")
     except KeyboardInterrupt:
-        if not in_optimizer_step and last_saved_step != step and weights_finite(model):
-            save("last")
+        if abortable(mark) and not ddp.active and weights_finite(model):
+            # back to the start of the interrupted step: its RNG, its log window; saved exactly there
+            log_sums, log_n = mark.log_sums, mark.log_n
+            if log_n:
+                values = dict(zip(log_sums, torch.stack(list(log_sums.values())).div(log_n).tolist()))
+                if math.isfinite(values["loss"]):
+                    emit(StepLogged(step, epoch, total_steps, {**values, "lr": lr, **{f"w/{k}": w for k, w in weights.items()}}, 0.0))
+                    for k, v in values.items():
+                        sums[k] = sums.get(k, 0.0) + v * log_n
+                    n_sum += log_n
+                    save("last", rng=mark.rng)
+            else:
+                save("last", rng=mark.rng)
         return finish("stopped")
     except _Diverged as exc:
         emit(Alert(epoch, step, "error", "diverged", str(exc)))
@@ -634,6 +650,9 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
         except Exception:  # noqa: BLE001 - the original error is the one to report
             pass
         raise
+    finally:
+        if setup.lock is not None:
+            setup.lock.release()
 
 
 def _silent(event: Event) -> None:

@@ -60,8 +60,10 @@ def test_run_writes_a_complete_run_and_the_table(tmp_path, capsys):
     assert code == 3, err  # the tiny model fails the required 5CAT battery
     assert "A offset sweep" in out and "5CAT (standard): FAIL" in out  # the gate table is printed
     files = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file())
-    assert files == ["checkpoints/best.safetensors", "checkpoints/best.state.pt", "checkpoints/last.safetensors",
-                     "checkpoints/last.state.pt", "eval_samples.npz", "events.jsonl", "gates.json", "metrics.jsonl", "plan.resolved.json",
+    gens = sorted({f.split("/")[1] for f in files if f.startswith("checkpoints/gen-")})
+    assert [g.rsplit("-", 1)[1] for g in gens][-2:] == ["last", "last"]  # the newest `best` and two newest `last`
+    files = [f for f in files if not f.startswith("checkpoints/gen-")]
+    assert files == [".lock", "checkpoints/best.safetensors", "checkpoints/last.safetensors", "eval_samples.npz", "events.jsonl", "gates.json", "metrics.jsonl", "plan.resolved.json",
                      "plan.toml", "report.md", "run.json", "split.json"]
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "completed" and info["epoch"] == 2 and info["device"] == "cpu"

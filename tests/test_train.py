@@ -168,9 +168,12 @@ def test_events_and_run_directory_files(tmp_path):
                       context_len=3)
     result = train(setup, sinks=[seen.append])
     assert result.status == "completed" and result.step == 2 * ((6 * 7) // 4)
-    names = sorted(p.name for p in setup.run.path.rglob("*") if p.is_file())
-    assert names == ["best.safetensors", "best.state.pt", "eval_samples.npz", "events.jsonl", "last.safetensors", "last.state.pt",
-                     "metrics.jsonl", "report.md", "run.json"]
+    names = sorted(str(p.relative_to(setup.run.path)) for p in setup.run.path.rglob("*") if p.is_file())
+    # epoch 1: best (gen 1), last (gen 2); epoch 2 (no better): last (3); kept: the two newest last, the newest best
+    gens = ["gen-000001-step-10-best", "gen-000002-step-10-last", "gen-000003-step-20-last"]
+    assert names == ["checkpoints/best.safetensors",
+                     *(f"checkpoints/{g}/model.{x}" for g in gens for x in ("safetensors", "state.pt")),
+                     "checkpoints/last.safetensors", "eval_samples.npz", "events.jsonl", "metrics.jsonl", "report.md", "run.json"]
     metrics = setup.run.read_jsonl("metrics.jsonl")
     steps = [m["step"] for m in metrics if m["kind"] == "StepLogged"]
     assert steps == [4, 8, 10, 12, 16, 20]  # every 4th step and at each epoch end (10 steps an epoch)

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 import lvm_core.train as train_mod
 from lvm_core.checkpoint import load_state, load_weights
+from lvm_core.checkpointer import Checkpointer
 from lvm_core.events import CheckpointSaved, EvalDone, StepLogged
 from lvm_core.train import LossTerm, train
 from lvm_core.tripwires import Condition, Lower, Tripwire, TripwireBoard
@@ -75,7 +76,7 @@ def test_stop_ends_the_run_after_the_firing_epoch(tmp_path, store, monkeypatch):
     assert result.status == "stopped" and result.epoch == 2 and len(calls) == 2  # epoch 1 was not armed
     info = json.loads((setup.run.path / "run.json").read_text())
     assert info["status"] == "stopped" and "val/margin = -0.0500; action stop" in info["error"]
-    assert load_state(setup.run.checkpoint("last"))["epoch"] == 2
+    assert Checkpointer(setup.run.checkpoints).pick("last").state()["epoch"] == 2
     assert [a["epoch"] for a in _alerts(setup.run.path)] == [2]
 
 
@@ -99,8 +100,9 @@ def test_rollback_restores_the_best_weights_and_lowers_the_weight_afterwards(tmp
     result = train(setup, [sink])
     assert result.status == "completed"
     best_w = load_weights(setup.run.checkpoint("best"))
-    best_opt = load_state(setup.run.checkpoint("best"))["optimizer"]
-    assert load_state(setup.run.checkpoint("best"))["epoch"] == 1
+    best_state = Checkpointer(setup.run.checkpoints).pick("best").state()
+    best_opt = best_state["optimizer"]
+    assert best_state["epoch"] == 1
     assert any(not torch.equal(seen["before"][k], best_w[k]) for k in best_w)  # epoch 2 had trained on
     assert all(torch.equal(seen["after"][k], best_w[k]) for k in best_w)  # ... and was rolled back
     for pid, st in best_opt["state"].items():  # AdamW moments and step count restored too

@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "directories (overrides the plan's seeds key)")
     parser.add_argument("--seed-splits", action="store_true",
                         help="with --seeds: each seed also seeds the train/val split (the plan key seed_splits)")
+    parser.add_argument("--from", dest="resume_from", default="last", metavar="last|best|step-N",
+                        help="with --resume: the checkpoint to continue from (default: the newest complete one)")
     parser.add_argument("--device", help="cpu, cuda, cuda:N, mps or auto (overrides the plan)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -197,7 +197,8 @@ def run_seed_group(plan: Plan, seeds: list[int], seed_splits: bool, args: argpar
 
 def _run_one(plan: Plan, args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     host = load_plugins(plan.plugins.modules)
-    setup = prepare_run(plan, host, run_dir=args.run_dir, device=args.device, resume=args.resume)
+    setup = prepare_run(plan, host, run_dir=args.run_dir, device=args.device, resume=args.resume,
+                        resume_from=getattr(args, "resume_from", "last") or "last")
     stop = threading.Event()
     with stop_on_ctrl_c(stop, stderr):
         try:

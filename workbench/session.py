@@ -34,14 +34,16 @@ import tomli
 import tomli_w
 
 import lvm_core
-from lvm_core import checkpoint as ckpt
 from lvm_core import distributed
 from lvm_core.curriculum import SampleFilter, build_subsets, epoch_index, filter_from_dict
 from lvm_core.device import configure_threads, seed_everything, select_device
 from lvm_core.errors import InputError, InputErrors
 from lvm_core.events import CheckpointSaved, EpochEnded, EvalDone, Event, RunEnded, RunStarted
 from lvm_core.params import resolve_params
+from lvm_core.atomic import remove_temporaries
+from lvm_core.checkpointer import Checkpointer
 from lvm_core.rundir import RunDir, claim_run_dir, iso_time, new_run_dir
+from lvm_core.runlock import RunLock
 from lvm_core.schedules import LR_SCHEDULES, WeightSchedule, weight_schedule_from_dict
 from lvm_core.store import ArticleStore
 from lvm_core.train import EvalConfig, EvalSet, GateOutcome, LossTerm, TrainConfig, TrainSetup, metric_names
@@ -776,7 +778,8 @@ def versions() -> dict[str, str]:
 
 
 def prepare_run(plan: Plan, host: PluginHost, *, run_dir: str | Path | None = None, device: str | None = None,
-                resume: str | Path | None = None, runs_root: str | Path | None = None) -> TrainSetup:
+                resume: str | Path | None = None, runs_root: str | Path | None = None,
+                resume_from: str = "last") -> TrainSetup:
     """Everything `lvm_core.train.train` needs: stores, split, windows, model, losses, run directory.
 
     resume: a run directory to continue from its `last` checkpoint (its split.json is reused,
@@ -797,13 +800,16 @@ def prepare_run(plan: Plan, host: PluginHost, *, run_dir: str | Path | None = No
 
     run: RunDir | None = None
     state = None
+    lock: RunLock | None = None
     if resume is not None:
         run = RunDir(resume)
         if run.read_json("run.json").get("status") == "completed":
             raise InputError(str(run.path), "this run already completed; there is nothing to resume")
         split = Split.load(run.path / "split.json")  # the run's split, never recomputed
         _check_world_size(run, ddp)
-        state = ckpt.load_state(run.checkpoint("last"))
+        lock = RunLock(run.path).acquire() if ddp.is_main else None
+        generation = Checkpointer(run.checkpoints).pick(resume_from)  # None: killed before its first checkpoint
+        state = generation.state() if generation is not None else None
     else:
         split = make_split(plan, store)
 
@@ -842,14 +848,19 @@ def prepare_run(plan: Plan, host: PluginHost, *, run_dir: str | Path | None = No
     gate_runner = (_gate_runner(plan, host, gate_splits, dev, ddp, lambda: fitted_holder[0].fitted_baselines)
                    if plan.gates is not None else None)
     if run is not None:  # resuming: the weights of `last`, the logs cut back to its step
-        model.load_state_dict(ckpt.load_weights(run.checkpoint("last")))
+        if generation is not None:
+            model.load_state_dict(generation.weights())
         if ddp.is_main:
-            dropped = run.cut_logs(int(state["step"]))
-            run.update_run(device=str(dev), device_reason=reason, resume_cut=dropped)
+            Checkpointer(run.checkpoints).rewind(generation)
+            remove_temporaries(run.path)
+            dropped = run.cut_logs(int(state["step"]) if state is not None else -1)
+            run.update_run(device=str(dev), device_reason=reason, resume_cut=dropped,
+                           resume_from=generation.name if generation is not None else "step 0 (no checkpoint yet)")
     elif not ddp.is_main:  # torchrun: rank 0 creates the run directory and tells the others
         run = RunDir(distributed.broadcast_json(ddp, None))
     else:
         run = RunDir(claim_run_dir(run_dir) if run_dir else new_run_dir(runs_root or DEFAULT_RUNS_ROOT, plan.name))
+        lock = RunLock(run.path).acquire()
         run.write_text("plan.toml", plan.text if plan.text is not None else plan_to_toml(plan))
         split.save(run.path / "split.json")
         plugins = sorted({(i.plugin, i.dist, i.version) for i in host.all_items()})
@@ -868,7 +879,7 @@ def prepare_run(plan: Plan, host: PluginHost, *, run_dir: str | Path | None = No
     setup = TrainSetup(name=plan.name, run=run, model=model, losses=losses, train_windows=train_w,
                        eval_sets=eval_sets, config=cfg, eval=plan.eval, device=dev, device_reason=reason,
                        seed=plan.seed, checkpoint_meta=meta, gates=gate_runner,
-                       gates_every=plan.gates.every if plan.gates else 0, resume_state=state,
+                       gates_every=plan.gates.every if plan.gates else 0, resume_state=state, lock=lock,
                        tripwires=list(plan.tripwires), train_subsets=subsets, dist=ddp)
     setup.sinks.append(PluginEventSink(host, RunInfo(run.path, plan.name, resolved)))
     fitted_holder.append(setup)
