@@ -127,12 +127,6 @@ def share(d: Dist, n: int) -> slice:
     return slice(start, start + per + (1 if d.rank < extra else 0))
 
 
-def resident_limit(d: Dist, dev: torch.device, limit: int) -> int:
-    """How large a store BatchSource may copy to the device. CPU ranks of a torchrun job share
-    the memory-mapped store through the page cache instead of each holding a copy."""
-    return 0 if d.active and dev.type == "cpu" else limit
-
-
 def wrap(d: Dist, model: nn.Module, dev: torch.device) -> nn.Module:
     """The module the loss strategies call: DDP around `model` in a torchrun job, else `model`.
     Checkpoints, evaluation and gates always use the bare `model`."""

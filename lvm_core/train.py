@@ -204,23 +204,30 @@ def metric_names(splits: Iterable[str], loss_names: Iterable[str], gates: bool =
 class BatchSource:
     """Gathers batches of one store on the device with tensor indexing, no per-sample Python.
 
-    Stores up to `resident_bytes` (as float32) are copied to the device once; larger ones stay
-    memory-mapped and each batch is gathered on the host with one numpy indexing call.
+    On CPU the tensor is the store's memory map itself (no copy, in the store's dtype): resident
+    memory stays at the store's bytes whatever its size, and processes of a torchrun job share
+    the pages. On a GPU, stores up to `resident_bytes` (as float32) are copied to the device once
+    so windows are gathered there; larger ones are gathered on the host with one numpy indexing
+    call per batch. `resident_bytes=0` forces that host path everywhere.
     """
 
     def __init__(self, store: ArticleStore, context_len: int, device: torch.device, resident_bytes: int) -> None:
         self.store, self.L, self.device = store, context_len, device
         n, d = store.vectors.shape
-        self.resident = n * d * 4 <= resident_bytes
-        self.vectors = (torch.from_numpy(np.array(store.vectors, dtype=np.float32)).to(device)
-                        if self.resident else None)
+        self.resident = resident_bytes > 0 and (device.type == "cpu" or n * d * 4 <= resident_bytes)
+        self.vectors: torch.Tensor | None = None
+        if self.resident and device.type == "cpu":
+            self.vectors = mapped_tensor(store.vectors)
+        elif self.resident:
+            self.vectors = torch.from_numpy(np.array(store.vectors, dtype=np.float32)).to(device)
         self.row_article_t = torch.from_numpy(np.asarray(store.row_article)).to(device)
         self.offsets = torch.arange(-context_len, 0, device=device)
 
     def gather(self, rows: torch.Tensor) -> torch.Tensor:
         """Vectors at `rows` (any shape), float32 on the device."""
         if self.vectors is not None:
-            return self.vectors[rows]
+            v = self.vectors[rows]
+            return v if v.dtype == torch.float32 else v.float()
         host = torch.from_numpy(self.store.gather(rows.cpu().numpy()))
         return host.to(self.device, non_blocking=True)
 
@@ -235,6 +242,16 @@ class BatchSource:
         return Batch(contexts=self.gather(ctx_rows), targets=self.gather(target_rows),
                      article=self.row_article_t[target_rows], target_rows=target_rows, epoch=epoch, step=step,
                      gather=self.gather, row_article=self.row_article)
+
+
+def mapped_tensor(array: np.ndarray) -> torch.Tensor:
+    """A read-only tensor over a (memory-mapped) numpy array without copying it; nothing ever
+    writes to it, so torch's warning about non-writable arrays does not apply."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(array)
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -379,8 +396,7 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
     total_steps = sum(steps_in(e) for e in range(1, cfg.epochs + 1))
     sched = LrSchedule(cfg.lr, cfg.lr_schedule, cfg.warmup_steps, max(1, total_steps), cfg.min_lr,
                        cfg.plateau_factor, cfg.plateau_patience, cfg.select_mode)
-    source = BatchSource(setup.train_windows.store, setup.train_windows.context_len, dev,
-                         distributed.resident_limit(ddp, dev, setup.resident_bytes))
+    source = BatchSource(setup.train_windows.store, setup.train_windows.context_len, dev, setup.resident_bytes)
     net, strategies = maybe_compile(distributed.wrap(ddp, model, dev), setup.losses, cfg.compile)  # what the step calls
     stop_agreed = False  # torchrun: a stop request all ranks agreed on at the last log point
     train_rows = torch.from_numpy(setup.train_windows.target_rows).to(dev)

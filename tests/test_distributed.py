@@ -222,10 +222,26 @@ def test_a_global_batch_that_does_not_split_evenly_is_bad_input():
         distributed.check_batch(Dist(0, 2), 63, "plan.toml")
 
 
-def test_cpu_ranks_keep_the_store_memory_mapped():
-    cpu = torch.device("cpu")
-    assert distributed.resident_limit(Dist(0, 2), cpu, 1 << 30) == 0
-    assert distributed.resident_limit(distributed.SINGLE, cpu, 1 << 30) == 1 << 30
+def test_cpu_batches_read_the_memory_map_itself_without_a_copy(tmp_path):
+    """No rank holds a copy of the store: on CPU the gather tensor is the memory map."""
+    from lvm_core.store import ArticleStore
+    from lvm_core.train import BatchSource
+
+    for dtype in ("float16", "float32"):
+        store = ArticleStore.open(make_tiny_store_path(tmp_path / dtype, dtype))
+        src = BatchSource(store, 3, torch.device("cpu"), resident_bytes=1 << 30)
+        assert src.vectors.data_ptr() == store.vectors.ctypes.data and src.vectors.dtype == getattr(torch, dtype)
+        rows = torch.tensor([3, 0, 7])
+        got = src.gather(rows)
+        assert got.dtype == torch.float32 and np.array_equal(got.numpy(), store.gather(rows.numpy()))
+
+
+def make_tiny_store_path(path: Path, dtype: str) -> Path:
+    from lvm_core.store import write_store
+
+    rng = np.random.default_rng(0)
+    write_store(path, rng.normal(size=(12, 8)), [6, 6], [1, 2], dtype=dtype)
+    return path
 
 
 def test_5cat_under_torchrun_scores_shares_and_rank_zero_writes_the_single_process_result(reference, capsys):
