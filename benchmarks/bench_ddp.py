@@ -24,7 +24,6 @@ import os
 import socket
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 import torch
@@ -33,12 +32,12 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_scale import write_synthetic_store  # noqa: E402
+from bench_scale import capped_rate, write_synthetic_store  # noqa: E402
 from lvm_core import distributed  # noqa: E402
 from lvm_core.models import TransformerVectorPredictor, count_parameters  # noqa: E402
 from lvm_core.rundir import RunDir  # noqa: E402
 from lvm_core.store import ArticleStore  # noqa: E402
-from lvm_core.train import EvalConfig, EvalSet, LossTerm, TrainConfig, TrainSetup, train  # noqa: E402
+from lvm_core.train import EvalConfig, EvalSet, LossTerm, TrainConfig, TrainSetup  # noqa: E402
 from lvm_core.windows import Windows, make_windows  # noqa: E402
 
 SMALL = dict(d_model=128, num_layers=2, nhead=4, dim_feedforward=256, dropout=0.0)
@@ -66,20 +65,7 @@ def measure(store_path: Path, params: dict, *, batch: int, steps: int, device: s
                        checkpoint_meta={"arch": "transformer", "arch_params": params, "input_dim": store.dim, "context_len": 5})
     if dist.is_main:
         run.write_json("run.json", {"name": "bench"})
-    stop = threading.Event()  # set on rank 0; the other ranks follow at the next log point
-    logged: list[tuple[int, float]] = []
-
-    def sink(e) -> None:
-        if e.kind == "StepLogged":
-            logged.append((e.step, e.t))
-            if e.step >= steps:
-                stop.set()
-
-    train(setup, sinks=[sink], stop_event=stop)
-    if not dist.is_main:
-        return 0.0
-    (s0, t0), (s1, t1) = logged[0], logged[-1]
-    return (s1 - s0) * batch / (t1 - t0)
+    return capped_rate(setup, steps)
 
 
 def _worker(rank: int, world: int, port: int, store_path: str, batch: int, steps: int, tmp: str, out: str) -> None:

@@ -149,7 +149,15 @@ def train_rate(name: str, params: dict, train_w: Windows, eval_w: Windows, devic
                        EvalConfig(max_samples=200), device=device, device_reason=reason,
                        checkpoint_meta={"arch": "transformer", "arch_params": params, "input_dim": train_w.store.dim,
                                         "context_len": train_w.context_len})
-    stop = threading.Event()
+    reset_peak()
+    rate = capped_rate(setup, steps)
+    return rate, peak_rss(), state_bytes(model)
+
+
+def capped_rate(setup: TrainSetup, steps: int) -> float:
+    """Train until the first log point at or past `steps`; global samples/s between the first
+    and the last log point (rank 0's view; 0.0 on the other ranks of a torchrun job)."""
+    stop = threading.Event()  # set on rank 0; the other ranks follow at the next log point
     logged: list[tuple[int, float]] = []
 
     def sink(e) -> None:
@@ -158,10 +166,11 @@ def train_rate(name: str, params: dict, train_w: Windows, eval_w: Windows, devic
             if e.step >= steps:
                 stop.set()
 
-    reset_peak()
     train(setup, sinks=[sink], stop_event=stop)
+    if len(logged) < 2:
+        return 0.0
     (s0, t0), (s1, t1) = logged[0], logged[-1]
-    return (s1 - s0) * batch / (t1 - t0), peak_rss(), state_bytes(model)
+    return (s1 - s0) * setup.config.batch_size * setup.config.grad_accum / (t1 - t0)
 
 
 def fivecat_time(store: ArticleStore, val_rows: np.ndarray, ood_rows: np.ndarray, device: torch.device) -> float:

@@ -63,14 +63,23 @@ class FittedBaselines:
     record: dict[str, Any]
 
 
+def fit_rows(n: int, seed: int = 0, max_windows: int = MAX_FIT_WINDOWS) -> np.ndarray | None:
+    """The seeded subset of n training windows the fits use (sorted), None for all of them.
+    The trainer gathers only these from the store: a seed-scale train part is gigabytes."""
+    if n <= max_windows:
+        return None
+    return np.sort(np.random.default_rng([seed, 7]).choice(n, max_windows, replace=False))
+
+
 def fit_baselines(contexts: np.ndarray, targets: np.ndarray, articles: np.ndarray, *, seed: int = 0,
-                  max_windows: int = MAX_FIT_WINDOWS) -> FittedBaselines:
+                  max_windows: int = MAX_FIT_WINDOWS, of_windows: int | None = None) -> FittedBaselines:
     """Fit ridge and frame weights on training windows (contexts (N, L, D), targets (N, D), the
-    article of each window for choosing ridge's penalty on held-out articles)."""
+    article of each window for choosing ridge's penalty on held-out articles). `of_windows`: the
+    size of the train part when the caller already passed `fit_rows`' subset of it."""
     contexts, targets, articles = np.asarray(contexts), np.asarray(targets), np.asarray(articles)
-    n = len(contexts)
-    if n > max_windows:
-        keep = np.sort(np.random.default_rng([seed, 7]).choice(n, max_windows, replace=False))
+    n = len(contexts) if of_windows is None else of_windows
+    keep = fit_rows(len(contexts), seed, max_windows)
+    if keep is not None:
         contexts, targets, articles = contexts[keep], targets[keep], articles[keep]
     w = frame_weights_fit(contexts, targets)
     if len(np.unique(articles)) >= 2:

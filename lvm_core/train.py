@@ -44,7 +44,7 @@ from .distributed import SINGLE, Dist
 from .device import autocast_bf16, capture_rng_state, restore_rng_state
 from .exact_stop import StepMark, abortable
 from .events import Alert, CheckpointSaved, EpochEnded, EvalDone, Event, GatesDone, RunEnded, RunStarted, Sink, StepLogged
-from .fitted_baselines import FITTED_BASELINES, fit_baselines
+from .fitted_baselines import FITTED_BASELINES, fit_baselines, fit_rows
 from .metrics import prediction_metrics
 from .paired_eval import SAMPLES_FILE, PairedEval
 from .rundir import RunDir, RunDirSink, iso_time, write_report
@@ -307,9 +307,13 @@ def baseline_metrics(eval_sets: Sequence[EvalSet], preds: dict[str, dict[str, np
 
 
 def fit_eval_baselines(train_windows: Windows, seed: int = 0) -> Any:
-    """Ridge and frame weights fitted on the train windows (lvm_core/fitted_baselines.py)."""
-    ctx, tgt = train_windows.batch()
-    return fit_baselines(ctx, tgt, train_windows.article_pos, seed=seed)
+    """Ridge and frame weights fitted on the train windows (lvm_core/fitted_baselines.py); only
+    the windows the fit uses are gathered from the store."""
+    keep = fit_rows(len(train_windows), seed)
+    part = train_windows if keep is None else Windows(train_windows.store, train_windows.target_rows[keep],
+                                                      train_windows.context_len)
+    ctx, tgt = part.batch()
+    return fit_baselines(ctx, tgt, part.article_pos, seed=seed, of_windows=len(train_windows))
 
 
 def evaluate(model: nn.Module, eval_sets: Sequence[EvalSet], device: torch.device, batch_size: int = 1024,
