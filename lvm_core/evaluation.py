@@ -435,11 +435,13 @@ def resolve_gates(lookup: Callable[[str], _Lookup], names: Sequence[str] = DEFAU
     errors: list[InputError] = []
     for key, value in (thresholds or {}).items():
         gate, _, param = str(key).partition(".")
-        if gate not in per_gate or not param:
-            errors.append(InputError(source, f"expected '<gate>.<param>' with gate one of {list(names)}",
-                                     f"thresholds.{key}"))
-            continue
-        per_gate[gate][param] = value
+        if not param:
+            errors.append(InputError(source, "expected '<gate>.<param>', e.g. 'A.val.margin'", f"thresholds.{key}"))
+        elif gate not in per_gate:
+            errors.append(InputError(source, f"gate {gate!r} is not chosen (chosen: {', '.join(names)}); "
+                                     f"add it to [gates] use (5cat: --gate {gate})", f"thresholds.{key}"))
+        else:
+            per_gate[gate][param] = value
     gates: list[Gate] = []
     for name in names:
         try:
@@ -450,10 +452,21 @@ def resolve_gates(lookup: Callable[[str], _Lookup], names: Sequence[str] = DEFAU
         values, errs = resolve_params(item.params, per_gate[name], where=f"thresholds.{name}", source=source)
         errors += errs
         if not errs:
-            gates.append(item.obj(**values))
+            gates.append(_named_gate(item.obj(**values), name, getattr(item, "description", "")))
     if errors:
         raise errors[0] if len(errors) == 1 else InputErrors(source, errors)
     return gates
+
+
+def _named_gate(gate: Gate, name: str, description: str) -> Gate:
+    """The gate answers to its registered name (the prefix of its thresholds, its key in
+    gates.json and metrics), whatever `key` its class carries; a missing title is the item's
+    description."""
+    if getattr(gate, "key", None) != name:
+        gate.key = name
+    if not getattr(gate, "title", ""):
+        gate.title = description or name
+    return gate
 
 
 # ---- the battery ---------------------------------------------------------------------------

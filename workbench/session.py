@@ -38,6 +38,7 @@ from lvm_core import distributed
 from lvm_core.curriculum import SampleFilter, build_subsets, epoch_index, filter_from_dict
 from lvm_core.device import configure_threads, seed_everything, select_device
 from lvm_core.errors import InputError, InputErrors
+from lvm_core.evaluation import DEFAULT_GATES, resolve_gates
 from lvm_core.events import CheckpointSaved, EpochEnded, EvalDone, Event, RunEnded, RunStarted
 from lvm_core.params import resolve_params
 from lvm_core.atomic import remove_temporaries
@@ -99,7 +100,8 @@ class GatesPlan:
     samples: int = 1000
     horizon: int = 5
     required: bool = False  # a failing battery makes the headless run exit 3
-    thresholds: dict[str, float] = field(default_factory=dict)
+    thresholds: dict[str, float] = field(default_factory=dict)  # "<gate>.<param>": any declared Param
+    use: list[str] = field(default_factory=lambda: list(DEFAULT_GATES))  # registered gate names, run in order
 
 
 @dataclass
@@ -133,7 +135,7 @@ DATA_KEYS = ("store", "ood", "context_len", "split", "filter")
 SPLIT_KEYS = ("fractions", "ranges", "rest", "seed")
 MODEL_KEYS = ("arch", "params")
 LOSS_KEYS = ("name", "weight", "params", "schedule", "control")
-GATES_KEYS = ("every", "samples", "horizon", "required", "thresholds")
+GATES_KEYS = ("use", "every", "samples", "horizon", "required", "thresholds")
 PLUGINS_KEYS = ("modules",)
 
 
@@ -634,19 +636,35 @@ def _gates(c: _Checker, top: Mapping[str, Any], host: PluginHost) -> GatesPlan |
                   samples=c.typed(t, "samples", "gates.samples", int, 1000),
                   horizon=c.typed(t, "horizon", "gates.horizon", int, 5),
                   required=c.typed(t, "required", "gates.required", bool, False),
-                  thresholds=c.typed(t, "thresholds", "gates.thresholds", dict, {}))
+                  thresholds=c.typed(t, "thresholds", "gates.thresholds", dict, {}),
+                  use=c.typed(t, "use", "gates.use", list, list(DEFAULT_GATES)))
     c.check(g.every >= 0, "gates.every", f"expected >= 0 (0 = only at the end), got {g.every}")
     c.check(g.samples >= 1, "gates.samples", f"expected >= 1, got {g.samples}")
     c.check(g.horizon >= 1, "gates.horizon", f"expected >= 1, got {g.horizon}")
+    problem = gate_names_problem(g.use)
+    if problem:
+        c.add("gates.use", problem)
+        return g
     try:
-        from lvm_core.evaluation import resolve_gates
-
-        resolve_gates(lambda n: host.get("gate", n, source=c.source), thresholds=g.thresholds, source=c.source)
+        resolve_gates(lambda n: host.get("gate", n, source=c.source), g.use, thresholds=g.thresholds, source=c.source)
     except InputErrors as exc:
-        c.take([InputError(c.source, e.message, f"gates.{e.where}" if e.where else "gates") for e in exc.errors])
+        c.take([InputError(c.source, e.message, _gates_where(e.where)) for e in exc.errors])
     except InputError as exc:
-        c.add(f"gates.{exc.where}" if exc.where else "gates", exc.message)
+        c.add(_gates_where(exc.where), exc.message)
     return g
+
+
+def _gates_where(where: str | None) -> str:
+    """`gates.use` for an unknown gate name, `gates.thresholds.X` for a bad threshold."""
+    return f"gates.{where}" if where else "gates.use"
+
+
+def gate_names_problem(names: Any) -> str | None:
+    """Why a `[gates] use` value (or `5cat --gate` list) is not a list of distinct gate names."""
+    if not isinstance(names, (list, tuple)) or not names or any(not isinstance(n, str) or not n for n in names):
+        return f"expected a non-empty array of gate names, e.g. {list(DEFAULT_GATES)}, got {names!r}"
+    dup = sorted({n for n in names if list(names).count(n) > 1})
+    return f"gate {dup[0]!r} is named twice" if dup else None
 
 
 # ---- writing a plan back ---------------------------------------------------------------------
@@ -917,11 +935,12 @@ def _gate_runner(plan: Plan, host: PluginHost, splits: dict[str, tuple[ArticleSt
     `splits` holds every window of each eval split (the battery draws its own samples). In a
     torchrun job each rank predicts its share of the samples. `fitted()` returns the run's
     fitted baselines (ridge, frame weights), judged beside copy-last."""
-    from lvm_core.evaluation import resolve_gates, run_battery, torch_predictor
+    from lvm_core.evaluation import run_battery, torch_predictor
 
     g = plan.gates
     assert g is not None
-    gates = resolve_gates(lambda n: host.get("gate", n, source=plan.source), thresholds=g.thresholds, source=plan.source)
+    gates = resolve_gates(lambda n: host.get("gate", n, source=plan.source), g.use, thresholds=g.thresholds,
+                          source=plan.source)
 
     def run(model: Any, epoch: int, step: int) -> GateOutcome:
         fit = fitted()
