@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from lvm_core.evaluation import DEFAULT_GATES
 from lvm_core.errors import InputError, InputErrors
 from tests._kit_helpers import KIT, KIT_DIST, fake_install_kit, pip_install_kit
 from tests.conftest import DEMO_STORE, OOD_STORE
@@ -91,9 +92,9 @@ def test_fivecat_gate_problems_are_one_line(kit, tmp_path, capsys):
     assert len(err) == 3 and "unknown gate 'ZZ'" in err[0] and "named twice" in err[1] and "--gate CM" in err[2]
 
 
-def test_default_battery_is_still_a_to_e(tmp_path):
+def test_default_battery_is_the_default_gates(tmp_path):
     _, out = _fivecat(tmp_path)
-    assert list(json.loads(out.read_text())["gates"]) == ["A", "B", "C", "D", "E"]
+    assert list(json.loads(out.read_text())["gates"]) == list(DEFAULT_GATES)
 
 
 @pytest.mark.slow

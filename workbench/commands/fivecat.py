@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampling and ablations (default 0)")
     parser.add_argument("--legacy", action="store_true", help="the original tool's definitions (see docs/5cat.md)")
     parser.add_argument("--gate", action="append", default=[], metavar="NAME",
-                        help="run this registered gate (repeatable; default: A B C D E); "
+                        help="run this registered gate (repeatable; default: A-E and vs_baselines); "
                              "`lvm-workbench plugins --kind gate` lists them")
     parser.add_argument("--threshold", action="append", default=[], metavar="GATE.KEY=VALUE",
                         help="override a threshold or parameter of a chosen gate, e.g. A.val.margin=0.1 (repeatable)")
