@@ -65,8 +65,9 @@ class Ridge(LatentVectorModel):
         self.linear.requires_grad_(False)
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
 
-    def fit_on(self, contexts: Any, targets: Any) -> dict[str, Any]:
-        """Fit on train windows (numpy or tensors, (N, L, D) and (N, D)); returns a fit record."""
+    def fit_on(self, contexts: Any, targets: Any, articles: Any = None, seed: int = 0) -> dict[str, Any]:
+        """Fit on train windows (numpy or tensors, (N, L, D) and (N, D)); returns a fit record.
+        (`articles` and `seed` are the trainer's for models that choose a penalty; alpha is fixed here.)"""
         ctx = contexts.detach().cpu().float().numpy() if torch.is_tensor(contexts) else np.asarray(contexts)
         tgt = targets.detach().cpu().float().numpy() if torch.is_tensor(targets) else np.asarray(targets)
         if ctx.ndim != 3 or ctx.shape[1:] != (self.context_len, self.dim):

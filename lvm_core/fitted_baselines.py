@@ -71,22 +71,39 @@ def fit_rows(n: int, seed: int = 0, max_windows: int = MAX_FIT_WINDOWS) -> np.nd
     return np.sort(np.random.default_rng([seed, 7]).choice(n, max_windows, replace=False))
 
 
+def capped(contexts: np.ndarray, targets: np.ndarray, articles: np.ndarray, *, seed: int = 0,
+           max_windows: int = MAX_FIT_WINDOWS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """At most `max_windows` training windows (`fit_rows`' seeded subset, in order)."""
+    contexts, targets, articles = np.asarray(contexts), np.asarray(targets), np.asarray(articles)
+    keep = fit_rows(len(contexts), seed, max_windows)
+    if keep is not None:
+        contexts, targets, articles = contexts[keep], targets[keep], articles[keep]
+    return contexts, targets, articles
+
+
+def fit_ridge(contexts: np.ndarray, targets: np.ndarray, articles: np.ndarray, *, seed: int = 0,
+              max_windows: int = MAX_FIT_WINDOWS) -> tuple[RidgeBaseline, dict[float, float]]:
+    """The ridge baseline: penalty chosen on held-out training articles, then fitted on all the
+    (capped) training windows. Returns the fit and the held-out cosine of each penalty tried.
+    The residual-on-ridge model starts from exactly this fit."""
+    contexts, targets, articles = capped(contexts, targets, articles, seed=seed, max_windows=max_windows)
+    if len(np.unique(articles)) >= 2:
+        alpha, scores = select_ridge_alpha(contexts, targets, articles, seed=seed)
+    else:
+        alpha, scores = 1.0, {}
+    return RidgeBaseline().fit(contexts, targets, alpha=alpha), scores
+
+
 def fit_baselines(contexts: np.ndarray, targets: np.ndarray, articles: np.ndarray, *, seed: int = 0,
                   max_windows: int = MAX_FIT_WINDOWS, of_windows: int | None = None) -> FittedBaselines:
     """Fit ridge and frame weights on training windows (contexts (N, L, D), targets (N, D), the
     article of each window for choosing ridge's penalty on held-out articles). `of_windows`: the
     size of the train part when the caller already passed `fit_rows`' subset of it."""
-    contexts, targets, articles = np.asarray(contexts), np.asarray(targets), np.asarray(articles)
     n = len(contexts) if of_windows is None else of_windows
-    keep = fit_rows(len(contexts), seed, max_windows)
-    if keep is not None:
-        contexts, targets, articles = contexts[keep], targets[keep], articles[keep]
+    contexts, targets, articles = capped(contexts, targets, articles, seed=seed, max_windows=max_windows)
     w = frame_weights_fit(contexts, targets)
-    if len(np.unique(articles)) >= 2:
-        alpha, scores = select_ridge_alpha(contexts, targets, articles, seed=seed)
-    else:
-        alpha, scores = 1.0, {}
-    ridge = RidgeBaseline().fit(contexts, targets, alpha=alpha)
+    ridge, scores = fit_ridge(contexts, targets, articles, seed=seed, max_windows=max_windows)
+    alpha = ridge.alpha
     record = {"windows": int(len(contexts)), "of_windows": int(n),
               "ridge": {"alpha": alpha, "heldout_cos": {str(k): round(v, 6) for k, v in scores.items()}, "form": ridge.form},
               "frame_weights": {"weights": [round(float(x), 6) for x in w]}}

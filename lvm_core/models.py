@@ -167,9 +167,12 @@ class AttentionMixtureNetwork(LatentVectorModel):
 
     The query is the context mean; one-head scaled dot attention over the L context frames
     gives a weighted context in D-space; an MLP on [mean ‖ weighted] predicts the residual.
+    `zero_residual` zero-initialises the MLP's last layer and takes the mean of unit frames, so
+    the model starts exactly at the context-mean baseline and training can only move it away.
     """
 
-    def __init__(self, dim: int, context_len: int, *, d_model: int = 256, hidden_dim: int = 512) -> None:
+    def __init__(self, dim: int, context_len: int, *, d_model: int = 256, hidden_dim: int = 512,
+                 zero_residual: bool = False) -> None:
         _check_sizes("amn", dim, context_len, d_model=d_model, hidden_dim=hidden_dim)
         _check("amn", hidden_dim >= 2, "hidden_dim", f"expected >= 2, got {hidden_dim}")
         super().__init__(dim, context_len)
@@ -182,6 +185,10 @@ class AttentionMixtureNetwork(LatentVectorModel):
             nn.Linear(hidden_dim, half), nn.GELU(), nn.LayerNorm(half),
             nn.Linear(half, dim),
         )
+        self.zero_residual = zero_residual
+        if zero_residual:  # start exactly at the context mean (a default Linear starts with norm ~11)
+            nn.init.zeros_(self.residual_net[-1].weight)
+            nn.init.zeros_(self.residual_net[-1].bias)
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """Attention weights over the context frames, (B, L); rows sum to 1."""
@@ -190,7 +197,8 @@ class AttentionMixtureNetwork(LatentVectorModel):
         return torch.softmax(query @ keys.transpose(1, 2) / self.scale, dim=-1).squeeze(1)
 
     def raw(self, x: torch.Tensor) -> torch.Tensor:
-        baseline = x.mean(dim=1)
+        # with zero_residual the mean is of unit frames, as the context-mean baseline's
+        baseline = (F.normalize(x, dim=-1) if self.zero_residual else x).mean(dim=1)
         weighted = (self.attention(x).unsqueeze(1) @ x).squeeze(1)
         return baseline + self.residual_net(torch.cat([baseline, weighted], dim=-1))
 

@@ -378,7 +378,7 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
     # closed-form models (ridge) are fitted on the train split before anything else
     if hasattr(model, "fit_on"):
         ctx, tgt = setup.train_windows.batch()
-        model.fit_on(ctx, tgt)
+        model.fit_on(ctx, tgt, articles=setup.train_windows.article_pos, seed=setup.seed)
         model.to(dev)
 
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from lvm_core.baseline_models import ContextMean, CopyLast, LinearExtrapolation, Ridge
 from lvm_core.models import AttentionMixtureNetwork, GRUStack, LSTMBaseline, SimpleMLP, TransformerVectorPredictor
+from lvm_core.start_at_baseline import FrameWeightsModel, ResidualRidge
 from workbench import Param, hookimpl
 
 
@@ -43,7 +44,22 @@ def register_models(register):
              params=(
                  Param("d_model", "int", 256, "attention key/query width", min=1),
                  Param("hidden_dim", "int", 512, "residual MLP width (then half of it)", min=2),
+                 Param("zero_residual", "bool", False, "zero-initialise the residual's last layer: start exactly "
+                                                        "at the context mean"),
              ))
+    register("frame_weights", FrameWeightsModel,
+             description="learned weights over the context frames; starts at the frame-weights baseline",
+             params=(
+                 Param("mode", "str", "free", "free weights, or softmax weights (start uniform: the context mean)",
+                       choices=("free", "softmax")),
+                 Param("per_dim", "bool", False, "one weight per frame and dimension instead of per frame"),
+                 Param("init", "str", "fitted", "fitted: the least-squares frame weights of the train part (the "
+                                                "frame_weights baseline); mean: uniform (the context mean)",
+                       choices=("fitted", "mean")),
+             ))
+    register("residual_ridge", ResidualRidge,
+             description="ridge fitted on the train part (frozen) plus a small MLP correction that starts at zero",
+             params=(Param("hidden_dim", "int", 64, "width of the correction MLP", min=1),))
     register("mlp", SimpleMLP, description="flattened context -> hidden (ReLU) -> D",
              params=(
                  Param("hidden_dim", "int", 1024, "hidden width", min=1),

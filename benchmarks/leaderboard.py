@@ -1,0 +1,259 @@
+"""The leaderboard: every recipe of examples/recipes/ and every baseline, on three corpora, on
+VAL, near-OOD and far-OOD, over several seeds, with paired bootstrap intervals over articles.
+
+    python benchmarks/leaderboard.py                       # train what is missing, score, write tables
+    python benchmarks/leaderboard.py --corpora demo --recipes best_amn,frame_weights --seeds 0,1,2
+    python benchmarks/leaderboard.py --score-only          # only score the runs that exist
+
+Corpora (the potion stores come from benchmarks/build_benchmark_data.sh potion-base-8m and
+`lvm-workbench data build --reader debian-doc --source git-doc --embedder potion-base-8m`):
+
+    demo       examples/data/python-docs-minilm; near-OOD: none; far-OOD: examples/data/kjv-minilm
+    benchmark  in-dist-potion-base-8m; near-OOD: near-ood-potion-base-8m (PostgreSQL manual); far-OOD: far-ood (KJV)
+    gitdoc     git-doc-potion-base-8m (a Debian package the recipes never saw); near-OOD and far-OOD as benchmark
+
+Each recipe runs once per seed, the seed setting both the model seed and the split seed, into
+runs/recipes-<corpus>/<recipe>/seed<N> (benchmarks/run_recipes.py uses the same folders, so its
+runs are reused). Scoring reads each run's last checkpoint and split.json: ridge and frame
+weights are fitted on that run's train part (lvm_core/fitted_baselines.py), every predictor is
+scored on the same spread samples of each split (the trainer's VAL sample; 1000 windows of each
+OOD store), and per-sample cosines are pooled over the seeds into one paired bootstrap interval
+per comparison (lvm_core/bootstrap.py; an article seen by several seeds is one cluster).
+Output: runs/leaderboard/leaderboard.md and .json. Nothing here is timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import tomli_w
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_recipes import RECIPES, ROOT, cache_dir, seeded_plan  # noqa: E402
+
+BASELINES = ("copy_last", "context_mean", "ridge", "frame_weights")
+SPLITS = ("val", "near_ood", "far_ood")
+SAMPLES = 1000
+
+
+def corpora(bench: Path) -> dict[str, dict[str, Path | None]]:
+    data = ROOT / "examples" / "data"
+    emb = "potion-base-8m"
+    return {
+        "demo": {"store": data / "python-docs-minilm", "near_ood": None, "far_ood": data / "kjv-minilm"},
+        "benchmark": {"store": bench / f"in-dist-{emb}", "near_ood": bench / f"near-ood-{emb}",
+                      "far_ood": bench / f"far-ood-{emb}"},
+        "gitdoc": {"store": bench / f"git-doc-{emb}", "near_ood": bench / f"near-ood-{emb}",
+                   "far_ood": bench / f"far-ood-{emb}"},
+    }
+
+
+def train_missing(corpus: str, paths: dict, recipes: list[str], seeds: list[int], out: Path) -> list[Path]:
+    """Run each (recipe, seed) that has no completed run yet; returns the completed run dirs."""
+    lvm = str(Path(sys.executable).with_name("lvm-workbench"))
+    done = []
+    for name in recipes:
+        recipe = RECIPES / f"{name}.toml"
+        for seed in seeds:
+            run_dir = out / name / f"seed{seed}"
+            info = run_dir / "run.json"
+            if info.is_file() and json.loads(info.read_text()).get("status") == "completed":
+                done.append(run_dir)
+                continue
+            if run_dir.exists():
+                print(f"{run_dir}: not completed; delete it to rerun", file=sys.stderr)
+                continue
+            plan = seeded_plan(tomllib.loads(recipe.read_text()), recipe, seed)
+            plan["data"]["store"] = str(paths["store"])
+            plan["data"]["ood"] = str(paths["near_ood"] or paths["far_ood"])
+            plan_path = out / "plans" / f"{name}-s{seed}.toml"
+            plan_path.parent.mkdir(parents=True, exist_ok=True)
+            plan_path.write_text(tomli_w.dumps(plan))
+            print("$", lvm, "--run", plan_path, "--run-dir", run_dir, flush=True)
+            rc = subprocess.run([lvm, "--run", str(plan_path), "--run-dir", str(run_dir)],
+                                stdout=subprocess.DEVNULL).returncode
+            if rc in (0, 3):
+                done.append(run_dir)
+            else:
+                print(f"{run_dir}: exit {rc}", file=sys.stderr)
+    return done
+
+
+class Scorer:
+    """Per-sample cosines of a run's model and of the baselines fitted on its train part."""
+
+    def __init__(self, paths: dict) -> None:
+        from lvm_core.store import ArticleStore
+        from workbench.plugin_host import load_plugins
+
+        self.paths, self.host = paths, load_plugins()
+        self.stores = {k: ArticleStore.open(v) for k, v in paths.items() if v is not None}
+        self.fits: dict[tuple[str, int], object] = {}
+
+    def samples(self, split: str, run_dir: Path, seed: int, context_len: int):
+        from lvm_core.evaluation import spread_sample
+        from lvm_core.windows import Split, make_windows
+
+        store = self.stores["store" if split == "val" else split]
+        positions = Split.load(run_dir / "split.json").positions(store, "val") if split == "val" else None
+        w = make_windows(store, positions, context_len)
+        keep = spread_sample(store, w.target_rows, SAMPLES, seed)
+        return w.subset(np.searchsorted(w.target_rows, keep))
+
+    def baselines(self, run_dir: Path, seed: int, context_len: int):
+        from lvm_core.train import fit_eval_baselines
+        from lvm_core.windows import Split, make_windows
+
+        split = Split.load(run_dir / "split.json")
+        key = (split.sha256(), seed)
+        if key not in self.fits:
+            store = self.stores["store"]
+            self.fits[key] = fit_eval_baselines(make_windows(store, split.positions(store, "train"), context_len), seed)
+        return self.fits[key]
+
+    def score(self, run_dir: Path) -> dict[str, dict[str, np.ndarray]]:
+        import torch
+
+        from lvm_core import baselines as base
+        from lvm_core.checkpoint import load_model
+        from lvm_core.paired_eval import per_sample_cos
+        from lvm_core.store import l2_normalize
+        from lvm_core.train import predict
+
+        info = json.loads((run_dir / "run.json").read_text())
+        seed = int(info.get("seed", 0))
+        model = load_model(run_dir / "checkpoints" / "last.safetensors", lambda a: self.host.get("model", a).obj)
+        L = int(model.checkpoint_meta["context_len"])
+        fitted = self.baselines(run_dir, seed, L)
+        predictors = {"copy_last": base.copy_last, "context_mean": base.context_mean, **fitted.predictors}
+        out = {}
+        for split in SPLITS:
+            if split != "val" and self.paths[split] is None:
+                continue
+            w = self.samples(split, run_dir, seed, L)
+            ctx, tgt = w.batch()
+            t = l2_normalize(tgt).astype(np.float64)
+            row = {"model": per_sample_cos(predict(model, w, torch.device("cpu")), t),
+                   "article_id": np.asarray(w.store.article_ids)[w.store.row_article[w.target_rows]]}
+            for b, fn in predictors.items():
+                row[b] = per_sample_cos(fn(ctx), t)
+            out[split] = row
+        return out
+
+
+def summarise(scores: list[dict[str, dict[str, np.ndarray]]]) -> dict:
+    """Per split: mean +- sd across seeds of each predictor's cos; the model's gain over each
+    baseline with one paired interval pooled over the seeds."""
+    from lvm_core.bootstrap import paired_intervals
+
+    out: dict = {}
+    for split in SPLITS:
+        runs = [s[split] for s in scores if split in s]
+        if not runs:
+            continue
+        res: dict = {"seeds": len(runs), "cos": {}, "gain": {}}
+        for p in ("model", *BASELINES):
+            v = np.array([r[p].mean() for r in runs])
+            res["cos"][p] = {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0}
+        ids = np.concatenate([r["article_id"] for r in runs])
+        diffs = np.stack([np.concatenate([r["model"] - r[b] for r in runs]) for b in BASELINES])
+        for b, iv in zip(BASELINES, paired_intervals(diffs, ids)):
+            per_seed = [float((r["model"] - r[b]).mean()) for r in runs]
+            res["gain"][b] = {"mean": iv.mean, "lo": iv.lo, "hi": iv.hi, "seeds_above": sum(g > 0 for g in per_seed),
+                              "within_noise": bool(iv.within_noise or len({g > 0 for g in per_seed}) > 1)}
+        res["beats_all"] = all(res["gain"][b]["lo"] > 0 for b in BASELINES)
+        out[split] = res
+    return out
+
+
+def _pm(c: dict) -> str:
+    return f"{c['mean']:.3f} ± {c['sd']:.3f}"
+
+
+def _iv(g: dict) -> str:
+    if not math.isfinite(g["lo"]):
+        return "n/a"
+    mark = "" if g["within_noise"] else (" **+**" if g["lo"] > 0 else " −")
+    return f"{g['mean']:+.3f} [{g['lo']:+.3f}, {g['hi']:+.3f}]{mark}"
+
+
+def markdown(board: dict) -> str:
+    lines = []
+    for corpus, by_recipe in board.items():
+        if not by_recipe:
+            continue
+        lines += [f"### {corpus}", ""]
+        for split in SPLITS:
+            rows = {r: s[split] for r, s in by_recipe.items() if split in s}
+            if not rows:
+                continue
+            any_row = next(iter(rows.values()))
+            lines += [f"**{split.replace('_', '-').upper() if split != 'val' else 'VAL'}** (seeds per row: "
+                      f"{', '.join(sorted({str(v['seeds']) for v in rows.values()}))}; baselines fitted per seed on its train part)",
+                      "",
+                      "| model | cos (mean ± sd over seeds) | gain vs ridge [95% paired interval] | gain vs frame weights | "
+                      "gain vs context mean | beats every baseline |",
+                      "|---|---|---|---|---|---|"]
+            for b in BASELINES:
+                lines.append(f"| *{b.replace('_', ' ')}* | {_pm(any_row['cos'][b])} | | | | |")
+            for r, s in sorted(rows.items(), key=lambda kv: -kv[1]["cos"]["model"]["mean"]):
+                lines.append(f"| `{r}` | {_pm(s['cos']['model'])} | {_iv(s['gain']['ridge'])} | "
+                             f"{_iv(s['gain']['frame_weights'])} | {_iv(s['gain']['context_mean'])} | "
+                             f"{'**yes**' if s['beats_all'] else 'no'} |")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--corpora", default="demo,benchmark,gitdoc")
+    ap.add_argument("--recipes", default="", help="comma-separated recipe names (default: all)")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--score-only", action="store_true", help="score the runs that exist; train nothing")
+    ap.add_argument("--train-only", action="store_true", help="train what is missing; score nothing")
+    ap.add_argument("--bench-dir", type=Path, default=None)
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "leaderboard")
+    args = ap.parse_args()
+    recipes = [r for r in args.recipes.split(",") if r] or sorted(p.stem for p in RECIPES.glob("*.toml"))
+    seeds = [int(s) for s in args.seeds.split(",")]
+    all_corpora = corpora(args.bench_dir or cache_dir())
+    board: dict = {}
+    for corpus in args.corpora.split(","):
+        paths = all_corpora[corpus]
+        missing = [str(p) for p in paths.values() if p is not None and not Path(p).is_dir()]
+        if missing:
+            print(f"{corpus}: missing {', '.join(missing)} (see this script's docstring); skipped", file=sys.stderr)
+            continue
+        out = ROOT / "runs" / f"recipes-{corpus}"
+        if not args.score_only:
+            train_missing(corpus, paths, recipes, seeds, out)
+        if args.train_only:
+            continue
+        scorer = Scorer(paths)
+        board[corpus] = {}
+        for r in recipes:
+            runs = [out / r / f"seed{s}" for s in seeds]
+            runs = [d for d in runs if (d / "checkpoints" / "last.safetensors").is_file()
+                    and json.loads((d / "run.json").read_text()).get("status") == "completed"]
+            if runs:
+                print(f"scoring {corpus}/{r}: {len(runs)} seed(s)", flush=True)
+                board[corpus][r] = summarise([scorer.score(d) for d in runs])
+    if args.train_only:
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "leaderboard.json").write_text(json.dumps(board, indent=1))
+    text = markdown(board)
+    (args.out / "leaderboard.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
