@@ -97,55 +97,81 @@ class Scorer:
         self.stores = {k: ArticleStore.open(v) for k, v in paths.items() if v is not None}
         self.fits: dict[tuple[str, int], object] = {}
 
-    def samples(self, split: str, run_dir: Path, seed: int, context_len: int):
+    def samples(self, split: str, parts, seed: int, context_len: int):
         from lvm_core.evaluation import spread_sample
-        from lvm_core.windows import Split, make_windows
+        from lvm_core.windows import make_windows
 
         store = self.stores["store" if split == "val" else split]
-        positions = Split.load(run_dir / "split.json").positions(store, "val") if split == "val" else None
+        positions = parts.positions(store, "val") if split == "val" else None
         w = make_windows(store, positions, context_len)
         keep = spread_sample(store, w.target_rows, SAMPLES, seed)
         return w.subset(np.searchsorted(w.target_rows, keep))
 
-    def baselines(self, run_dir: Path, seed: int, context_len: int):
+    def baseline_scores(self, parts, seed: int, context_len: int = 5) -> dict[str, dict[str, np.ndarray]]:
+        """Per split: the samples' windows, article ids and each baseline's per-sample cos, for
+        the split `parts` (train/val articles) and `seed`; ridge and frame weights fitted on its
+        train part. Cached: every recipe with this seed shares them."""
+        from lvm_core import baselines as base
+        from lvm_core.paired_eval import per_sample_cos
+        from lvm_core.store import l2_normalize
         from lvm_core.train import fit_eval_baselines
-        from lvm_core.windows import Split, make_windows
+        from lvm_core.windows import make_windows
 
-        split = Split.load(run_dir / "split.json")
-        key = (split.sha256(), seed)
+        key = (parts.sha256(), seed, context_len)
         if key not in self.fits:
             store = self.stores["store"]
-            self.fits[key] = fit_eval_baselines(make_windows(store, split.positions(store, "train"), context_len), seed)
+            fitted = fit_eval_baselines(make_windows(store, parts.positions(store, "train"), context_len), seed)
+            predictors = {"copy_last": base.copy_last, "context_mean": base.context_mean, **fitted.predictors}
+            out = {}
+            for split in SPLITS:
+                if split != "val" and self.paths[split] is None:
+                    continue
+                w = self.samples(split, parts, seed, context_len)
+                ctx, tgt = w.batch()
+                t = l2_normalize(tgt).astype(np.float64)
+                row = {"windows": w, "target": t,
+                       "article_id": np.asarray(w.store.article_ids)[w.store.row_article[w.target_rows]]}
+                for b, fn in predictors.items():
+                    row[b] = per_sample_cos(fn(ctx), t)
+                out[split] = row
+            self.fits[key] = out
         return self.fits[key]
 
     def score(self, run_dir: Path) -> dict[str, dict[str, np.ndarray]]:
         import torch
 
-        from lvm_core import baselines as base
         from lvm_core.checkpoint import load_model
         from lvm_core.paired_eval import per_sample_cos
-        from lvm_core.store import l2_normalize
         from lvm_core.train import predict
+        from lvm_core.windows import Split
 
         info = json.loads((run_dir / "run.json").read_text())
         seed = int(info.get("seed", 0))
         model = load_model(run_dir / "checkpoints" / "last.safetensors", lambda a: self.host.get("model", a).obj)
         L = int(model.checkpoint_meta["context_len"])
-        fitted = self.baselines(run_dir, seed, L)
-        predictors = {"copy_last": base.copy_last, "context_mean": base.context_mean, **fitted.predictors}
+        out = {}
+        for split, row in self.baseline_scores(Split.load(run_dir / "split.json"), seed, L).items():
+            out[split] = {**row, "model": per_sample_cos(predict(model, row["windows"], torch.device("cpu")), row["target"])}
+        return out
+
+    def baselines_only(self, seeds: list[int]) -> dict:
+        """cos mean +- sd over seeds of each baseline, on the recipes' split rule (80/20 by
+        article, split seed = seed), whether or not any recipe ran."""
+        from lvm_core.windows import split_by_fractions
+
+        store = self.stores["store"]
+        scores = [self.baseline_scores(split_by_fractions(store, {"train": 0.8, "val": 0.2}, seed=s), s) for s in seeds]
         out = {}
         for split in SPLITS:
-            if split != "val" and self.paths[split] is None:
-                continue
-            w = self.samples(split, run_dir, seed, L)
-            ctx, tgt = w.batch()
-            t = l2_normalize(tgt).astype(np.float64)
-            row = {"model": per_sample_cos(predict(model, w, torch.device("cpu")), t),
-                   "article_id": np.asarray(w.store.article_ids)[w.store.row_article[w.target_rows]]}
-            for b, fn in predictors.items():
-                row[b] = per_sample_cos(fn(ctx), t)
-            out[split] = row
+            runs = [sc[split] for sc in scores if split in sc]
+            if runs:
+                out[split] = {"seeds": len(runs), "cos": {b: _mean_sd([r[b].mean() for r in runs]) for b in BASELINES}}
         return out
+
+
+def _mean_sd(v) -> dict:
+    v = np.asarray(v, dtype=np.float64)
+    return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0}
 
 
 def summarise(scores: list[dict[str, dict[str, np.ndarray]]]) -> dict:
@@ -160,8 +186,7 @@ def summarise(scores: list[dict[str, dict[str, np.ndarray]]]) -> dict:
             continue
         res: dict = {"seeds": len(runs), "cos": {}, "gain": {}}
         for p in ("model", *BASELINES):
-            v = np.array([r[p].mean() for r in runs])
-            res["cos"][p] = {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0}
+            res["cos"][p] = _mean_sd([r[p].mean() for r in runs])
         ids = np.concatenate([r["article_id"] for r in runs])
         diffs = np.stack([np.concatenate([r["model"] - r[b] for r in runs]) for b in BASELINES])
         for b, iv in zip(BASELINES, paired_intervals(diffs, ids)):
@@ -187,22 +212,22 @@ def _iv(g: dict) -> str:
 def markdown(board: dict) -> str:
     lines = []
     for corpus, by_recipe in board.items():
-        if not by_recipe:
-            continue
+        base = by_recipe.get("_baselines", {})
         lines += [f"### {corpus}", ""]
         for split in SPLITS:
-            rows = {r: s[split] for r, s in by_recipe.items() if split in s}
-            if not rows:
+            rows = {r: s[split] for r, s in by_recipe.items() if r != "_baselines" and split in s}
+            if split not in base:
                 continue
-            any_row = next(iter(rows.values()))
-            lines += [f"**{split.replace('_', '-').upper() if split != 'val' else 'VAL'}** (seeds per row: "
-                      f"{', '.join(sorted({str(v['seeds']) for v in rows.values()}))}; baselines fitted per seed on its train part)",
+            seeds = sorted({str(v["seeds"]) for v in rows.values()}) or ["none trained"]
+            lines += [f"**{split.replace('_', '-').upper() if split != 'val' else 'VAL'}** (baselines: {base[split]['seeds']} "
+                      f"split seeds, ridge and frame weights fitted per seed on its train part; seeds per recipe row: "
+                      f"{', '.join(seeds)})",
                       "",
                       "| model | cos (mean ± sd over seeds) | gain vs ridge [95% paired interval] | gain vs frame weights | "
                       "gain vs context mean | beats every baseline |",
                       "|---|---|---|---|---|---|"]
             for b in BASELINES:
-                lines.append(f"| *{b.replace('_', ' ')}* | {_pm(any_row['cos'][b])} | | | | |")
+                lines.append(f"| *{b.replace('_', ' ')}* | {_pm(base[split]['cos'][b])} | | | | |")
             for r, s in sorted(rows.items(), key=lambda kv: -kv[1]["cos"]["model"]["mean"]):
                 lines.append(f"| `{r}` | {_pm(s['cos']['model'])} | {_iv(s['gain']['ridge'])} | "
                              f"{_iv(s['gain']['frame_weights'])} | {_iv(s['gain']['context_mean'])} | "
@@ -225,6 +250,7 @@ def main() -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     all_corpora = corpora(args.bench_dir or cache_dir())
     board: dict = {}
+    notes: dict[str, list[str]] = {}
     for corpus in args.corpora.split(","):
         paths = all_corpora[corpus]
         missing = [str(p) for p in paths.values() if p is not None and not Path(p).is_dir()]
@@ -237,7 +263,8 @@ def main() -> int:
         if args.train_only:
             continue
         scorer = Scorer(paths)
-        board[corpus] = {}
+        print(f"scoring {corpus}: baselines over seeds {seeds}", flush=True)
+        board[corpus] = {"_baselines": scorer.baselines_only(seeds)}
         for r in recipes:
             runs = [out / r / f"seed{s}" for s in seeds]
             runs = [d for d in runs if (d / "checkpoints" / "last.safetensors").is_file()
@@ -245,11 +272,16 @@ def main() -> int:
             if runs:
                 print(f"scoring {corpus}/{r}: {len(runs)} seed(s)", flush=True)
                 board[corpus][r] = summarise([scorer.score(d) for d in runs])
+            if len(runs) < len(seeds):
+                notes.setdefault(corpus, []).append(f"{r}: {len(runs)} of {len(seeds)} seeds completed")
     if args.train_only:
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "leaderboard.json").write_text(json.dumps(board, indent=1))
+    (args.out / "leaderboard.json").write_text(json.dumps({"board": board, "incomplete": notes}, indent=1))
     text = markdown(board)
+    if notes:
+        text += "\n**Incomplete** (not in the tables above, or with fewer seeds):\n\n" + "".join(
+            f"- {corpus}: {'; '.join(n)}\n" for corpus, n in notes.items())
     (args.out / "leaderboard.md").write_text(text)
     print(text)
     return 0
