@@ -80,7 +80,8 @@ class ScriptedRun:
     """Stands in for `headless_command`: the app starts this file as its child process, which
     writes the scripted events into the run directory as the trainer would. Modes: "complete";
     "wait" (runs until SIGINT, then ends "stopped" with exit 130 like the headless trainer);
-    "crash" (writes RunStarted, prints a traceback and exits 1, without a RunEnded)."""
+    "crash" (writes RunStarted, prints a traceback and exits 1, without a RunEnded); "slow" (like
+    "wait", after a second with Python's default SIGINT handler, as the real child while importing)."""
 
     def __init__(self, mode: str = "complete") -> None:
         self.mode = mode
@@ -103,6 +104,9 @@ class ScriptedRun:
 
 def _scripted_child(mode: str, run_dir: Path) -> int:
     stop = threading.Event()
+    if mode == "slow":  # like the real child while it imports torch: a SIGINT now is a KeyboardInterrupt
+        time.sleep(1.0)
+        mode = "wait"
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "run.json").write_text(json.dumps({"status": "running", "name": "scripted"}))

@@ -91,7 +91,7 @@ async def test_setup_from_scratch_builds_the_plan_with_a_live_parameter_count(tm
         hidden.value = "many"
         setup.query_one("#train-lr", Input).value = "fast"
         await pilot.pause()
-        app.action_train()
+        await app.action_train()
         await pilot.pause()
         msg = str(setup.query_one("#setup-message", Static).render())
         assert "model.params.hidden_dim: expected int, got 'many'" in msg and "train.lr: expected float" in msg
@@ -304,7 +304,7 @@ async def test_command_palette_offers_the_main_actions(host):
     app = WorkbenchApp(host=host)
     async with app.run_test(size=SIZE) as pilot:
         titles = [c.title for c in app.get_system_commands(app.screen)]
-        for t in ("Train", "Stop training", "Load plan", "Save plan", "Compare runs", "Run diagnostics", "Go to Runs", "Help"):
+        for t in ("Train", "Stop training", "Load plan", "Save plan", "Runs: Compare", "Data: Diagnose", "Go to Runs", "Help"):
             assert t in titles
         await pilot.press("ctrl+p")
         await pilot.pause()

@@ -57,7 +57,7 @@ async def take(tmp: Path) -> None:
         setup.query_one("#model-p-hidden_dim", Input).value = "256"
         await pilot.pause(0.5)
         save(app, "setup", tmp)
-        app.action_train()
+        await app.action_train()
         await until(lambda: app.train_pane.epochs_shown >= 2, 120)
         await pilot.pause(0.6)
         save(app, "train_running", tmp)
@@ -70,7 +70,7 @@ async def take(tmp: Path) -> None:
         setup.query_one("#loss-on-directional_margin").value = True
         setup.query_one("#train-epochs", Input).value = "3"
         await pilot.pause(0.3)
-        app.action_train()
+        await app.action_train()
         await until(lambda: not app.training, 120)
         second = Path(app.train_pane.run_dir)
         app.action_tab("gates")

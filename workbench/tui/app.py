@@ -19,6 +19,7 @@ from textual import on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Header, TabbedContent, TabPane
 
 from lvm_core.atomic import write_text
@@ -29,6 +30,7 @@ from .child_run import ChildRun, Command, exit_reason, headless_command
 from .data_pane import DataPane
 from .dialogs import ConfirmScreen, HelpScreen, PathScreen
 from .gates_pane import GatesPane
+from .keys import GLOBAL_KEYS, PALETTE_TITLES, TABS, THROUGH_DIALOGS, help_markdown, pane_bindings
 from .planform import relative_store
 from .plugins_pane import PluginsPane
 from .rundirs import JsonlTail
@@ -36,7 +38,9 @@ from .runs_pane import RunsPane
 from .setup_pane import SetupPane
 from .train_pane import TrainPane
 
-TABS = ("setup", "train", "gates", "data", "runs", "plugins")
+PANES = {"setup": SetupPane, "train": TrainPane, "gates": GatesPane, "data": DataPane, "runs": RunsPane,
+         "plugins": PluginsPane}
+PANE_KEYS = {tab: list(getattr(cls, "KEYS", [])) for tab, cls in PANES.items()}
 #: seconds a stopping run gets to save its checkpoint when the app quits, before it is killed
 QUIT_WAIT_S = 15.0
 
@@ -58,27 +62,23 @@ def load_host() -> tuple[PluginHost, list[str]]:
         return load_plugins(entry_points=False), [f"third-party plugins not loaded: {exc.line()}"]
 
 
+class WorkbenchTabs(TabbedContent):
+    """TabbedContent that never switches screens because a hidden widget got the focus back
+    (a closed dialog or the palette restoring it): the focus moves to the screen in view."""
+
+    def _on_tab_pane_focused(self, event: TabPane.Focused) -> None:
+        event.stop()
+        event.prevent_default()
+        if event.tab_pane.id != self.active:
+            self.app.call_after_refresh(self.app.focus_pane, self.active)
+
+
 class WorkbenchApp(App[int]):
     """lvm-workbench: set up, train, watch, gate and compare from one terminal."""
 
     TITLE = "lvm-workbench"
     CSS_PATH = "app.tcss"
-    BINDINGS = [
-        Binding("1", "tab('setup')", "Setup", show=False),
-        Binding("2", "tab('train')", "Train", show=False),
-        Binding("3", "tab('gates')", "Gates", show=False),
-        Binding("4", "tab('data')", "Data", show=False),
-        Binding("5", "tab('runs')", "Runs", show=False),
-        Binding("6", "tab('plugins')", "Plugins", show=False),
-        Binding("ctrl+t", "train", "Train", priority=True),
-        Binding("s", "train", "Train", show=False),
-        Binding("x", "stop", "Stop"),
-        Binding("m", "chart", "Chart", show=False),
-        Binding("ctrl+o", "load_plan", "Load"),
-        Binding("ctrl+s", "save_plan", "Save"),
-        Binding("question_mark", "help", "Help"),
-        Binding("q", "quit", "Quit"),
-    ]
+    BINDINGS = [*GLOBAL_KEYS, *pane_bindings(PANE_KEYS)]
 
     def __init__(self, *, runs_dir: Path | None = None, plan_path: Path | None = None,
                  host: PluginHost | None = None, train_command: Command | None = None,
@@ -99,12 +99,15 @@ class WorkbenchApp(App[int]):
         self._tails: list[JsonlTail] = []
         self._attach_timer: Any = None
         self._run_ended = False
+        self._run_started = False  # the followed run has written RunStarted (its SIGINT handler is set)
+        self._stop_pending = False  # stop asked for before that: sent once RunStarted arrives
+        self._stop_asked = False
         self._quit_after_run = False
 
     # ---- layout --------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Header()
-        with TabbedContent(initial="setup", id="tabs"):
+        with WorkbenchTabs(initial="setup", id="tabs"):
             with TabPane("Setup", id="setup"):
                 yield SetupPane(self.host, id="setup-pane")
             with TabPane("Train", id="train"):
@@ -142,50 +145,95 @@ class WorkbenchApp(App[int]):
         """A child run is going (until its exit has been handled)."""
         return self.child is not None
 
-    # ---- palette and help ----------------------------------------------------------------
+    # ---- keys, palette and help ----------------------------------------------------------
+    @property
+    def active_tab(self) -> str:
+        return self.query_one("#tabs", TabbedContent).active
+
+    def pane(self, tab: str) -> Any:
+        return self.query_one(f"#{tab}-pane")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Pane keys only on their own screen; global keys stay out of a dialog's way (the ctrl
+        ones close it first, see `_close_dialogs`)."""
+        if not self.is_mounted or not self.query("#tabs"):
+            return True
+        if action == "pane":
+            return bool(parameters) and parameters[0] == self.active_tab and not self._dialog_open()
+        if self._dialog_open() and action in {b.action.split("(")[0] for b in GLOBAL_KEYS} - set(THROUGH_DIALOGS):
+            return False
+        return True
+
+    def _dialog_open(self) -> bool:
+        return len(self.screen_stack) > 1 and isinstance(self.screen, ModalScreen)
+
+    async def _close_dialogs(self) -> None:
+        """Close open dialogs (their answer is "cancel") so a global key acts on the main screen."""
+        while len(self.screen_stack) > 1 and isinstance(self.screen, ModalScreen):
+            await self.pop_screen()
+
+    async def action_pane(self, tab: str, action: str) -> None:
+        """A pane key (bound on the App so it works from any focus on that screen)."""
+        await self.run_action(action, self.pane(tab))
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Every action of every key by name, plus the few that have no key."""
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Train", "Train the current setup (s)", self.action_train)
-        yield SystemCommand("Stop training", "Stop the run; it saves its last checkpoint (x)", self.action_stop)
-        yield SystemCommand("Load plan", "Load a plan file into Setup (ctrl+o)", self.action_load_plan)
-        yield SystemCommand("Save plan", "Save the setup as a plan file for --run (ctrl+s)", self.action_save_plan)
-        yield SystemCommand("Compare runs", "Overlay the two marked runs", self._palette_compare)
-        yield SystemCommand("Refresh runs", "Re-read the runs folder", lambda: self.runs_pane.refresh_runs())
-        for tab in TABS:
-            if self.query(f"TabPane#{tab}"):
-                yield SystemCommand(f"Go to {tab.title()}", f"Show the {tab.title()} screen", lambda t=tab: self.action_tab(t))
-        yield SystemCommand("Run 5CAT", "Run the gate battery on the chosen checkpoint (g)", self._palette_gates)
-        yield SystemCommand("Run diagnostics", "Diagnose the chosen dataset on the Data screen (d)", self._palette_diagnose)
-        yield SystemCommand("Help", "What each screen does and every key (?)", self.action_help)
+        for b in GLOBAL_KEYS:
+            if b.action.startswith("tab("):
+                tab = b.action[5:-2]
+                yield SystemCommand(f"Go to {tab.title()}", f"Show the {tab.title()} screen ({b.key})",
+                                    lambda t=tab: self.action_tab(t))
+            elif b.action != "quit":  # Textual's own palette has Quit
+                yield SystemCommand(PALETTE_TITLES.get(b.action, b.description),
+                                    f"{(b.tooltip or '').capitalize()} ({self.get_key_display(b)})",
+                                    lambda a=b.action: self.run_action(a))
+        yield SystemCommand("Check plan", "Validate the setup as the trainer will and list every problem",
+                            self.check_plan)
+        for tab, keys in PANE_KEYS.items():
+            for b in keys:
+                if b.description:
+                    yield SystemCommand(f"{tab.title()}: {b.description}",
+                                        f"{(b.tooltip or b.description).capitalize()} ({self.get_key_display(b)})",
+                                        lambda t=tab, a=b.action: self._palette_pane(t, a))
 
-    def _palette_compare(self) -> None:
-        self.action_tab("runs")
-        self.runs_pane.action_compare()
+    async def _palette_pane(self, tab: str, action: str) -> None:
+        self.action_tab(tab)
+        await self.action_pane(tab, action)
 
-    def _palette_gates(self) -> None:
-        self.action_tab("gates")
-        self.query_one(GatesPane).action_run_gates()
-
-    def _palette_diagnose(self) -> None:
-        self.action_tab("data")
-        self.query_one(DataPane).action_diagnose()
+    def help_text(self) -> str:
+        return help_markdown(GLOBAL_KEYS, PANE_KEYS)
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        if not self._dialog_open():
+            self.push_screen(HelpScreen(self.help_text()))
 
     def action_tab(self, tab: str) -> None:
-        if self.query(f"TabPane#{tab}"):
-            self.query_one("#tabs", TabbedContent).active = tab
-
-    def action_chart(self) -> None:
+        """Show a screen and put the focus in it (a focused widget left on a hidden screen
+        would pull the screen back when the focus moves)."""
+        if not self.query(f"TabPane#{tab}"):
+            return
         tabs = self.query_one("#tabs", TabbedContent)
-        if tabs.active == "train":
-            self.train_pane.toggle_chart()
-        elif tabs.active == "runs":
-            self.runs_pane.action_next_metric()
+        if tabs.active != tab:
+            tabs.active = tab
+        self.call_after_refresh(self.focus_pane, tab)
+
+    def focus_pane(self, tab: str) -> None:
+        """Focus the pane's first widget unless the focus is already inside it."""
+        pane = self.query_one(f"TabPane#{tab}")
+        focused = self.screen.focused if not self._dialog_open() else None
+        if focused is not None and pane in focused.ancestors:
+            return
+        target = getattr(self.pane(tab), "first_focus", None)
+        widget = target() if callable(target) else None
+        if widget is None:
+            widget = next((w for w in pane.query("*") if w.focusable and w.display), None)
+        if widget is not None:
+            widget.focus(scroll_visible=False)
 
     # ---- plans ---------------------------------------------------------------------------
-    def action_load_plan(self) -> None:
+    async def action_load_plan(self) -> None:
+        await self._close_dialogs()
         def chosen(path: Path | None) -> None:
             if path is not None:
                 self.load_plan(path)
@@ -215,7 +263,8 @@ class WorkbenchApp(App[int]):
         self.setup_pane.say(f"loaded {path}")
         return True
 
-    def action_save_plan(self) -> None:
+    async def action_save_plan(self) -> None:
+        await self._close_dialogs()
         def chosen(path: Path | None) -> None:
             if path is not None:
                 self.save_plan(path)
@@ -248,7 +297,8 @@ class WorkbenchApp(App[int]):
         self.notify(lines[0], severity="error", timeout=6)
 
     # ---- training ------------------------------------------------------------------------
-    def action_train(self) -> None:
+    async def action_train(self) -> None:
+        await self._close_dialogs()
         if self.training:
             self.notify("a run is already training; stop it first (x)", severity="warning")
             return
@@ -311,18 +361,26 @@ class WorkbenchApp(App[int]):
             ChildRun.cleanup_dir(workdir)
             pane.fail(f"cannot start the run: {exc}")
             return False
-        self._run_ended = False
+        self._run_ended = self._run_started = self._stop_pending = self._stop_asked = False
         self.result = None
         self._attach_timer = self.set_interval(self.poll_s, self._poll_run)
         self.action_tab("train")
         return True
 
-    def action_stop(self) -> None:
+    async def action_stop(self) -> None:
+        await self._close_dialogs()
         if self.child is not None:
-            self.child.stop()
-            self.notify("stopping: the run saves its last checkpoint")
+            self._stop_asked = True
+            if self._run_started:
+                self.child.stop()
+                self.notify("stopping: the run saves its last checkpoint")
+            else:  # still importing or reading data: a SIGINT now would be a raw KeyboardInterrupt
+                self._stop_pending = True
+                self.train_pane.set_status("stopping as soon as the run has started")
         elif self._attach_timer is not None:
             self.detach()
+            self.train_pane.set_status(f"detached from {Path(self.train_pane.run_dir or '').name} "
+                                       f"(it goes on in its own process; Runs > a attaches again)")
             self.notify("detached (the headless run goes on)")
 
     def _read_tails(self) -> list[dict[str, Any]]:
@@ -338,6 +396,10 @@ class WorkbenchApp(App[int]):
         if records:
             self.train_pane.add_records(records)
             self._run_ended = self._run_ended or any(r.get("kind") == "RunEnded" for r in records)
+            self._run_started = self._run_started or any(r.get("kind") == "RunStarted" for r in records)
+            if self._stop_pending and self._run_started and self.child is not None:
+                self._stop_pending = False
+                self.child.stop()
         if self.child is None:  # following a headless process: done when it says so
             if self._run_ended:
                 self.detach()
@@ -351,7 +413,9 @@ class WorkbenchApp(App[int]):
         assert child is not None
         self.detach()
         pane = self.train_pane
-        if not self._run_ended:
+        if not self._run_ended and self._stop_asked and not self._run_started:
+            pane.set_status("stopped before the run started (nothing was trained or saved)")
+        elif not self._run_ended:
             tail = child.log_tail()
             lines = [f"the run ended early ({exit_reason(code)})"] + (tail.splitlines() if tail else [])
             pane.fail("\n".join(lines))
@@ -396,7 +460,7 @@ class WorkbenchApp(App[int]):
         self.train_pane.reset(f"following {run_dir.name}")
         self.train_pane.run_dir = str(run_dir)
         self._tails = [JsonlTail(run_dir / "events.jsonl"), JsonlTail(run_dir / "metrics.jsonl")]
-        self._run_ended = False
+        self._run_ended = self._run_started = self._stop_pending = self._stop_asked = False
         self._attach_timer = self.set_interval(self.poll_s, self._poll_run)
         self._poll_run()
         self.action_tab("train")
@@ -423,16 +487,16 @@ class WorkbenchApp(App[int]):
         self.push_screen(ConfirmScreen("A run is training. Stop it (saving its last checkpoint) and quit?"), answered)
 
     @on(Button.Pressed, "#load-plan")
-    def _b_load(self) -> None:
-        self.action_load_plan()
+    async def _b_load(self) -> None:
+        await self.action_load_plan()
 
     @on(Button.Pressed, "#save-plan")
-    def _b_save(self) -> None:
-        self.action_save_plan()
+    async def _b_save(self) -> None:
+        await self.action_save_plan()
 
     @on(Button.Pressed, "#train-plan")
-    def _b_train(self) -> None:
-        self.action_train()
+    async def _b_train(self) -> None:
+        await self.action_train()
 
     @on(Button.Pressed, "#check-plan")
     def _b_check(self) -> None:

@@ -40,7 +40,7 @@ class DiagnosticDone(Message):
 class DataPane(Vertical):
     """The Data tab."""
 
-    BINDINGS = [Binding("d", "diagnose", "Diagnose")]
+    KEYS = [Binding("d", "diagnose", "Diagnose", tooltip="run the chosen diagnostics on the Setup dataset")]
 
     DEFAULT_CSS = """
     #data-chart-col { width: 1fr; }

@@ -48,12 +48,26 @@ def remember_store(path: Path) -> None:
         pass
 
 
+def _identity(path: Path) -> tuple[str, bytes]:
+    """What makes two store folders the same store: the folder name and the manifest's bytes
+    (a second checkout of the bundled data is not a second choice)."""
+    try:
+        return path.name, (path / MANIFEST).read_bytes()
+    except OSError:
+        return path.name, str(path.resolve()).encode()
+
+
 def known_stores(cwd: Path | None = None) -> list[Path]:
-    """Bundled, local and recent stores, each once, in that order."""
+    """Bundled, local and recent stores, each once (by path and by content), in that order."""
     cwd = cwd or Path.cwd()
     seen: dict[Path, None] = {}
+    ids: set[tuple[str, bytes]] = set()
     for p in [*_stores_in(BUNDLED), *_stores_in(cwd / "data"), *_stores_in(cwd / "examples" / "data"), *recent_stores()]:
-        seen.setdefault(p.resolve(), None)
+        key = _identity(p)
+        if p.resolve() in seen or key in ids:
+            continue
+        ids.add(key)
+        seen[p.resolve()] = None
     return list(seen)
 
 

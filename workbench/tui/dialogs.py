@@ -11,30 +11,6 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, DirectoryTree, Input, Label, Markdown
 
-HELP_TEXT = """\
-# lvm-workbench
-
-Pick a dataset and a model on **Setup**, press **s** to train, watch the curves on **Train**
-(the model beside the copy-last and context-mean baselines), check backward bias on **Gates**,
-look at the data on **Data**, and compare finished runs on **Runs**.
-
-| Key | Action |
-|---|---|
-| 1-6 | Setup, Train, Gates, Data, Runs, Plugins |
-| s | start training the current setup |
-| x | stop training (saves the `last` checkpoint) |
-| ctrl+o / ctrl+s | load / save the setup as a plan file |
-| m | Train: switch the right chart between cosine and margin |
-| g | Gates: run the 5CAT battery on the chosen checkpoint |
-| d | Data: run the diagnostics on the chosen dataset |
-| space, c | Runs: mark a run, compare the two marked runs |
-| r, a | Runs: resume a stopped run, attach to a running one |
-| ctrl+p | command palette (every action by name) |
-| ? | this help |
-| q | quit (asks first while a run is training) |
-
-A plan saved here runs headless unchanged: `lvm-workbench --run plan.toml`.
-"""
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -110,9 +86,13 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,q,question_mark", "close", "Close")]
 
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text  # made from the bindings (keys.help_markdown)
+
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
-            yield Markdown(HELP_TEXT)
+            yield Markdown(self.text)
 
     def action_close(self) -> None:
         self.dismiss(None)

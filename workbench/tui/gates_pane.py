@@ -102,7 +102,7 @@ def _metric_line(doc: dict[str, Any], gate: str, split: str = "val") -> str:
 class GatesPane(Vertical):
     """The Gates tab."""
 
-    BINDINGS = [Binding("g", "run_gates", "Run 5CAT")]
+    KEYS = [Binding("g", "run_gates", "Run 5CAT", tooltip="run the 5CAT battery on the chosen checkpoint or baseline")]
 
     DEFAULT_CSS = """
     #gates-plot-col { width: 3fr; min-width: 63; }  /* the value table under the chart never wraps */
@@ -189,6 +189,10 @@ class GatesPane(Vertical):
             return
         if not self.val_store:
             self.say("choose a dataset on Setup first (it is the VAL split)", error=True)
+            return
+        typed = self.query_one("#gates-path", Input).value.strip()
+        if typed and model not in BASELINE_MODELS and not Path(typed).expanduser().is_file():
+            self.say(f"{typed}: no such checkpoint file", error=True)  # the path as typed
             return
         try:
             samples = int(self.query_one("#gates-n", Input).value)

@@ -27,13 +27,13 @@ MARKERS = ("●", "■")
 class RunsPane(Vertical):
     """The Runs tab."""
 
-    BINDINGS = [
-        Binding("space", "mark", "Mark"),
-        Binding("c", "compare", "Compare"),
-        Binding("r", "resume", "Resume"),
-        Binding("a", "attach", "Attach"),
-        Binding("f5", "refresh", "Refresh"),
-        Binding("m", "next_metric", "Metric"),
+    KEYS = [
+        Binding("space", "mark", "Mark", tooltip="mark or unmark the run under the cursor (two are compared)"),
+        Binding("c", "compare", "Compare", tooltip="compare the two marked runs (the `runs compare` table)"),
+        Binding("r", "resume", "Resume", tooltip="resume the stopped run under the cursor"),
+        Binding("a", "attach", "Attach", tooltip="follow the run under the cursor on Train"),
+        Binding("f5", "refresh", "Refresh", tooltip="re-read the runs folder"),
+        Binding("m", "next_metric", "Metric", tooltip="compare another metric"),
     ]
 
     DEFAULT_CSS = """

@@ -15,6 +15,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Label, ProgressBar, RichLog, Sparkline, Static
 from textual_plot import PlotWidget
@@ -53,6 +54,7 @@ class TrainPane(Vertical):
     """The Train tab: everything about the run in progress (or the last one)."""
 
     CHARTS = ("cos", "margin")
+    KEYS = [Binding("m", "toggle_chart", "Cos/margin", tooltip="switch the right chart between val cosine and margin")]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -76,7 +78,7 @@ class TrainPane(Vertical):
         self._first_step: tuple[float, int] | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static("idle: press s to train the current setup", id="train-status")
+        yield Static("idle: ctrl+t trains the current setup", id="train-status")
         yield ProgressBar(id="train-progress", show_eta=False)
         with Horizontal(id="train-charts"):
             with Vertical(classes="chart"):
@@ -115,6 +117,10 @@ class TrainPane(Vertical):
         self.query_one("#alerts", RichLog).clear()
         self.query_one("#train-progress", ProgressBar).update(total=None, progress=0)
         self.query_one("#train-status", Static).update(f"starting ({source})")
+        for plot in self.query(PlotWidget):  # now, not at the next tick: no old curve under a new run
+            plot.clear()
+        for spark in self.query(Sparkline):
+            spark.data = []
         self._shown = ()
         self._dirty = self._loss_dirty = self._val_dirty = True
 
@@ -224,7 +230,7 @@ class TrainPane(Vertical):
         self._shown = (text, self.total_steps, self.step)
 
     # ---- charts --------------------------------------------------------------------------
-    def toggle_chart(self) -> None:
+    def action_toggle_chart(self) -> None:
         self.chart = self.CHARTS[(self.CHARTS.index(self.chart) + 1) % len(self.CHARTS)]
         self._val_dirty = True
         self._redraw_if_dirty()
