@@ -42,6 +42,16 @@ async def settle(pilot, app, rounds: int = 3) -> None:
         await pilot.pause()
 
 
+async def until(pilot, cond, timeout: float = 10.0) -> bool:
+    """Let the app run until `cond()` holds (bounded)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        await pilot.pause(0.05)
+    return cond()
+
+
 def scripted_events(run_dir: str, epochs: int = 3, steps_per_epoch: int = 4) -> list[Any]:
     """The events of a small run whose margin rises from -0.1 by 0.05 per epoch."""
     total = epochs * steps_per_epoch

@@ -20,7 +20,7 @@ from workbench.tui.data_pane import DiagnosticDone
 from workbench.tui.dialogs import ConfirmScreen, HelpScreen
 from workbench.tui.train_pane import TrainPane
 
-from ._tui_helpers import ScriptedRun, append_events, host, settle, tui_state_dir, write_run  # noqa: F401 (fixtures)
+from ._tui_helpers import until as _until, ScriptedRun, append_events, host, settle, tui_state_dir, write_run  # noqa: F401 (fixtures)
 from .conftest import make_tiny_store
 
 SIZE = (120, 40)
@@ -96,16 +96,6 @@ async def test_setup_from_scratch_builds_the_plan_with_a_live_parameter_count(tm
         msg = str(setup.query_one("#setup-message", Static).render())
         assert "model.params.hidden_dim: expected int, got 'many'" in msg and "train.lr: expected float" in msg
         assert app.child is None and run.calls == []
-
-
-async def _until(pilot, cond, timeout: float = 10.0) -> bool:
-    """Let the app run until `cond()` holds (bounded)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        await pilot.pause(0.05)
-    return cond()
 
 
 async def test_train_screen_follows_the_child_run_and_stop_ends_it(tmp_path, host):

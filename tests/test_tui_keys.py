@@ -17,18 +17,9 @@ from workbench.tui.app import GLOBAL_KEYS, PANE_KEYS, WorkbenchApp
 from workbench.tui.dialogs import HelpScreen, PathScreen
 from workbench.tui.keys import key_text
 
-from ._tui_helpers import ScriptedRun, append_events, host, scripted_events, tui_state_dir  # noqa: F401 (fixtures)
+from ._tui_helpers import until as _until, ScriptedRun, append_events, host, scripted_events, tui_state_dir  # noqa: F401 (fixtures)
 
 SIZE = (120, 40)
-
-
-async def _until(pilot, cond, timeout: float = 10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        await pilot.pause(0.05)
-    return cond()
 
 
 def _active(app) -> str:
