@@ -33,3 +33,9 @@ class InputErrors(InputError):
 
     def lines(self) -> list[str]:
         return [e.line() for e in self.errors]
+
+
+class PluginFault(Exception):
+    """A call into a plugin failed: it raised, or returned a wrong type, shape or dtype. The
+    message is one line naming the plugin, its distribution and version, the term and the step;
+    the trainer ends the run `failed` with the last complete checkpoint kept."""

@@ -43,6 +43,7 @@ from .curriculum import WindowSubset, epoch_index
 from .distributed import SINGLE, Dist
 from .device import autocast_bf16, capture_rng_state, restore_rng_state
 from .exact_stop import StepMark, abortable
+from .errors import PluginFault
 from .events import Alert, CheckpointSaved, EpochEnded, EvalDone, Event, GatesDone, RunEnded, RunStarted, Sink, StepLogged
 from .fitted_baselines import FITTED_BASELINES, fit_baselines, fit_rows
 from .metrics import prediction_metrics
@@ -110,6 +111,7 @@ class LossTerm:
     schedule: WeightSchedule = field(default_factory=WeightSchedule)
     control: ShareController | None = None
     scale: float = 1.0
+    origin: str = ""  # who defined the strategy ("plugin P (dist version)"), for fault messages
 
     def weight_at(self, epoch: int) -> float:
         if self.control is not None:
@@ -560,8 +562,8 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
                                                                 stop_event.is_set())
                     values = dict(zip(log_sums, means.tolist()))
                     if not math.isfinite(values["loss"]):  # a NaN or Inf in any step poisons the sum
-                        msg = (f"non-finite loss between step {last_log_step} and step {step}; "
-                               "stopped, the last good checkpoint is kept")
+                        msg = (f"non-finite loss{_nonfinite_terms(setup.losses, values)} between step {last_log_step} "
+                               f"and step {step}; stopped, the last good checkpoint is kept")
                         emit(Alert(epoch, step, "error", "diverged", msg))
                         return finish("diverged", msg)
                     last_log_step = step
@@ -646,7 +648,7 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
             done_in_epoch = 0
         epoch = cfg.epochs
         return finish("completed")
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, PluginFault) as exc:
         if abortable(mark) and not ddp.active and weights_finite(model):
             # back to the start of the interrupted step: its RNG, its log window; saved exactly there
             log_sums, log_n = mark.log_sums, mark.log_n
@@ -660,6 +662,9 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
                     save("last", rng=mark.rng)
             else:
                 save("last", rng=mark.rng)
+        if isinstance(exc, PluginFault):  # a plugin's bug: one line naming it; --resume repeats the step
+            emit(Alert(epoch, step, "error", "plugin_fault", str(exc)))
+            return finish("failed", str(exc))
         return finish("stopped")
     except _Diverged as exc:
         emit(Alert(epoch, step, "error", "diverged", str(exc)))
@@ -686,6 +691,19 @@ class _Diverged(Exception):
 def weights_finite(model: nn.Module) -> bool:
     """True when every parameter is finite (one device sync; called only before a save)."""
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def _nonfinite_terms(losses: Sequence[LossTerm], values: dict[str, float]) -> str:
+    """' in term loss/x (plugin P (dist version))' for the logged terms that are not finite."""
+    bad = [k for k, v in values.items() if k != "loss" and not math.isfinite(v)]
+    if not bad:
+        return ""
+    named = []
+    for k in bad:
+        entry = k.split("/")[1] if k.startswith("loss/") else ""
+        who = next((t.origin for t in losses if t.name == entry and t.origin), "")
+        named.append(f"{k} ({who})" if who else k)
+    return " in term " + ", ".join(named)
 
 
 def _update_controls(losses: Sequence[LossTerm], values: dict[str, float], weights: dict[str, float]) -> None:

@@ -1,7 +1,7 @@
 import pytest
 
 from workbench import Param, hookimpl
-from workbench.plugin_host import PluginError, load_plugins
+from workbench.plugin_host import load_plugins
 
 
 class _Loss:
@@ -40,10 +40,12 @@ def test_items_know_their_plugin():
     assert item.plugin == "throwaway" and item.param_defaults() == {"w": 1.0}
 
 
-def test_duplicate_names_name_both_plugins():
-    with pytest.raises(PluginError) as err:
-        load_plugins(entry_points=False, extra_plugins=[("one", _Loss()), ("two", _Loss())])
-    assert "one" in str(err.value) and "two" in str(err.value)
+def test_duplicate_names_name_both_plugins_and_disable_the_later():
+    host = load_plugins(entry_points=False, extra_plugins=[("one", _Loss()), ("two", _Loss())])
+    assert host.get("loss", "throwaway_loss").plugin == "one"
+    [problem] = host.problems
+    assert problem.plugin == "two" and "plugin one" in problem.error and problem.stage == "name collision"
+    assert "LVM_WORKBENCH_DISABLE_PLUGINS=two" in problem.line()
 
 
 def test_failing_plugin_is_reported_not_fatal():

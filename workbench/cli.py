@@ -8,10 +8,11 @@ Bad input (lvm_core.errors.InputError) prints one line and exits 2; --debug show
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
-from lvm_core.errors import InputError, InputErrors
+from lvm_core.errors import InputError, InputErrors, PluginFault
 
 from . import commands, exit_codes
 
@@ -34,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --resume: the checkpoint to continue from (default: the newest complete one)")
     parser.add_argument("--device", help="cpu, cuda, cuda:N, mps or auto (overrides the plan)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    parser.add_argument("--plugin-path", action="append", default=[], metavar="DIR",
+                        help="a folder of local plugin modules ([plugins] modules, a checkpoint's local model); "
+                             "repeatable; the plan's own folder is always searched")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_command_modules(sub)
     return parser
@@ -43,6 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = bool(getattr(args, "debug", False))
+    if args.plugin_path:
+        from .plugin_host import PLUGIN_PATH_ENV
+
+        given = [os.path.abspath(p) for p in args.plugin_path]
+        os.environ[PLUGIN_PATH_ENV] = os.pathsep.join([*given, *filter(None, os.environ.get(PLUGIN_PATH_ENV, "").split(os.pathsep))])
     try:
         if getattr(args, "_handler", None) is not None:
             return int(args._handler(args))
@@ -60,6 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in lines:
             print(f"error: {line}", file=sys.stderr)
         return exit_codes.BAD_INPUT
+    except PluginFault as exc:  # a plugin's bug, named in one line
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exit_codes.ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return exit_codes.INTERRUPTED

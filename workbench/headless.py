@@ -24,7 +24,7 @@ from lvm_core.rundir import format_table, metrics_table
 from lvm_core.train import RunResult, train
 
 from . import exit_codes
-from .plugin_host import load_plugins
+from .plugin_host import load_plugins, warn_problems
 from .seed_group import member_dirs, new_group, parse_seeds, seed_plan, write_group
 from .session import Plan, load_plan, load_run_plan, plan_to_dict, prepare_run
 
@@ -196,7 +196,8 @@ def run_seed_group(plan: Plan, seeds: list[int], seed_splits: bool, args: argpar
 
 
 def _run_one(plan: Plan, args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
-    host = load_plugins(plan.plugins.modules)
+    host = load_plugins(plan.plugins.modules, plugin_paths=[plan.base_dir])
+    warn_problems(host)
     setup = prepare_run(plan, host, run_dir=args.run_dir, device=args.device, resume=args.resume,
                         resume_from=getattr(args, "resume_from", "last") or "last")
     stop = threading.Event()

@@ -21,6 +21,7 @@ import importlib.metadata as md
 import os
 import pkgutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import pluggy
@@ -30,10 +31,12 @@ from lvm_core.errors import InputError
 from lvm_core.params import Param
 
 from . import hookspecs
+from .plugin_checks import hook_problems, item_problems
 
 ENTRY_POINT_GROUP = "lvm_workbench"
 BUILTIN_PACKAGE = "lvm_plugins"
 BUILTIN_DIST = "lvm-workbench"
+LOCAL_DIST = "(local module)"  # the distribution of a plan-local plugin module
 
 #: registry hook name -> item kind
 KINDS: dict[str, str] = {
@@ -45,6 +48,7 @@ KINDS: dict[str, str] = {
     "register_gates": "gate",
 }
 EVENT_HOOKS = ("on_run_start", "on_epoch_end", "on_eval_end", "on_checkpoint", "on_run_end")
+HOOK_NAMES = (*KINDS, *EVENT_HOOKS)
 
 
 class PluginError(InputError):
@@ -68,13 +72,34 @@ class Item:
         return {p.name: p.default for p in self.params}
 
 
+DISABLE_SWITCH = "LVM_WORKBENCH_DISABLE_PLUGINS"
+
+
 @dataclass
 class PluginProblem:
-    """A plugin that failed to load or to register, kept so the UI can show it."""
+    """A plugin that failed to load, to register, or a check at registration; such a plugin is
+    disabled (none of its items is used) and shown by `plugins`, the CLI and the Plugins screen."""
 
     plugin: str
     stage: str
     error: str
+    dist: str = ""
+    version: str = ""
+
+    @property
+    def switch(self) -> str:
+        """The setting that disables this plugin (and silences the warning)."""
+        return f"{DISABLE_SWITCH}={self.plugin.split(' ', 1)[0]}"
+
+    def line(self) -> str:
+        """One line for people: plugin, distribution and version, what failed, the switch."""
+        origin = f" ({self.dist} {self.version})".replace(" )", ")") if self.dist else ""
+        return (f"plugin {self.plugin}{origin} disabled, {self.stage}: {self.error} "
+                f"(to stop loading it: {self.switch})")
+
+    def to_json(self) -> dict[str, str]:
+        return {"plugin": self.plugin, "stage": self.stage, "error": self.error, "distribution": self.dist,
+                "version": self.version, "switch": self.switch}
 
 
 @dataclass
@@ -111,35 +136,92 @@ class PluginHost:
             try:
                 impl.function(**args)
             except Exception as exc:  # noqa: BLE001 - a plugin's bug must not stop training
-                failures.append(PluginProblem(impl.plugin_name, hook, f"{type(exc).__name__}: {exc}"))
+                dist, version = self.dists.get(impl.plugin_name, ("?", "?"))
+                failures.append(PluginProblem(impl.plugin_name, hook, f"{type(exc).__name__}: {exc}", dist, version))
         return failures
 
     # ---- registration --------------------------------------------------------------------
+    def add(self, obj: object, name: str, dist: str, version: str) -> bool:
+        """Register a plugin object unless its hooks fail a check (then it is disabled)."""
+        self.dists[name] = (dist, version)
+        problems = hook_problems(obj, HOOK_NAMES, self.pm.parse_hookimpl_opts)
+        if problems:
+            self._disable(name, "check of its hooks", "; ".join(problems))
+            return False
+        try:
+            self.pm.register(obj, name=name)
+        except Exception as exc:  # noqa: BLE001 - pluggy's own validation (e.g. an argument no hook has)
+            self._disable(name, "check of its hooks", f"{type(exc).__name__}: {exc}")
+            return False
+        return True
+
+    @property
+    def disabled(self) -> list[str]:
+        """Names of the plugins disabled by a problem (their items are not registered)."""
+        return sorted({p.plugin for p in self.problems})
+
+    def origin(self, plugin: str) -> str:
+        """'plugin NAME (dist version)' for messages."""
+        dist, version = self.dists.get(plugin, ("?", "?"))
+        return f"plugin {plugin} ({dist} {version})".replace(" )", ")")
+
+    def _disable(self, plugin: str, stage: str, error: str) -> None:
+        """Record the problem and drop every item the plugin registered: a plugin is used whole or not at all."""
+        dist, version = self.dists.get(plugin, ("?", "?"))
+        self.problems.append(PluginProblem(plugin, stage, error, dist, version))
+        for kind in self.items.values():
+            for name in [n for n, item in kind.items() if item.plugin == plugin]:
+                del kind[name]
+
     def _collect(self) -> None:
+        pending: dict[str, list[Item]] = {}
+        failed: set[str] = set()
         for hook_name, kind in KINDS.items():
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                 plugin = impl.plugin_name
+                if plugin in failed:
+                    continue
                 dist, version = self.dists.get(plugin, ("?", "?"))
+                mine = pending.setdefault(plugin, [])
 
                 def register(name: str, obj: Any, *, description: str = "", params: Sequence[Param] = (),
                              _plugin: str = plugin, _dist: str = dist, _version: str = version,
-                             _kind: str = kind) -> None:
-                    existing = self.items[_kind].get(name)
-                    if existing is not None:
-                        raise PluginError(
-                            f"plugin {_plugin}",
-                            f"{_kind} {name!r} is already registered by plugin {existing.plugin} "
-                            f"({existing.dist} {existing.version}); rename one of them",
-                        )
+                             _kind: str = kind, _mine: list[Item] = mine) -> None:
+                    problems = item_problems(_kind, name, obj, tuple(params))
+                    if problems:
+                        raise _RegistrationProblem("; ".join(problems))
                     doc = description or (getattr(obj, "__doc__", None) or "").strip().split("\n")[0]
-                    self.items[_kind][name] = Item(_kind, name, obj, doc, tuple(params), _plugin, _dist, _version)
+                    _mine.append(Item(_kind, name, obj, doc, tuple(params), _plugin, _dist, _version))
 
                 try:
                     impl.function(register=register)
-                except PluginError:
-                    raise
+                except _RegistrationProblem as exc:
+                    failed.add(plugin)
+                    self._disable(plugin, f"check at {hook_name}", str(exc))
                 except Exception as exc:  # noqa: BLE001 - report the plugin, keep the others
-                    self.problems.append(PluginProblem(plugin, hook_name, f"{type(exc).__name__}: {exc}"))
+                    failed.add(plugin)
+                    self._disable(plugin, hook_name, f"{type(exc).__name__}: {exc}")
+        for plugin, items in pending.items():  # built-ins first: they were registered first
+            if plugin not in failed:
+                self._add_items(plugin, items)
+
+    def _add_items(self, plugin: str, items: list[Item]) -> None:
+        """Add a plugin's items, or none of them when one name is taken (naming both plugins)."""
+        for it in items:
+            existing = self.items[it.kind].get(it.name)
+            twice = [o for o in items if o is not it and o.kind == it.kind and o.name == it.name]
+            if existing is not None or twice:
+                other = existing or twice[0]
+                self._disable(plugin, "name collision",
+                              f"{it.kind} {it.name!r} is already registered by {self.origin(other.plugin)}; "
+                              "rename one of them")
+                return
+        for it in items:
+            self.items[it.kind][it.name] = it
+
+
+class _RegistrationProblem(Exception):
+    """A registered item failed a check (workbench/plugin_checks.py)."""
 
 
 def _builtin_modules() -> list[str]:
@@ -166,10 +248,14 @@ def load_plugins(
     *,
     entry_points: bool = True,
     extra_plugins: Sequence[tuple[str, object]] = (),
+    plugin_paths: Sequence[str | Path] = (),
 ) -> PluginHost:
     """Build a host with the built-ins, the installed third-party plugins and any extras.
 
-    `extra_plugins` are (name, object) pairs registered directly (tests use throw-away classes).
+    `extra_modules` (a plan's [plugins] modules) are looked up first in `plugin_paths` (the
+    plan's folder, --plugin-path). `extra_plugins` are (name, object) pairs registered directly
+    (tests use throw-away classes). A plugin that fails a check is disabled and listed in
+    `host.problems`; the others keep working.
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
@@ -181,27 +267,47 @@ def load_plugins(
     for mod_name in _builtin_modules():
         short = mod_name.rsplit(".", 1)[1]
         try:
-            pm.register(importlib.import_module(mod_name), name=f"builtin.{short}")
-            host.dists[f"builtin.{short}"] = (BUILTIN_DIST, own)
+            host.add(importlib.import_module(mod_name), f"builtin.{short}", BUILTIN_DIST, own)
         except Exception as exc:  # noqa: BLE001
-            host.problems.append(PluginProblem(mod_name, "import", f"{type(exc).__name__}: {exc}"))
+            host.problems.append(PluginProblem(mod_name, "import", f"{type(exc).__name__}: {exc}", BUILTIN_DIST, own))
 
     if entry_points:
         _load_entry_points(host)
 
+    plugin_paths = [*plugin_paths, *(_env_paths())]
     for mod_name in extra_modules:
         try:
-            pm.register(importlib.import_module(mod_name), name=mod_name)
-            host.dists[mod_name] = ("(local module)", "")
+            module = _import_local(mod_name, plugin_paths)
         except Exception as exc:  # noqa: BLE001
-            raise InputError(mod_name, f"plugin module failed to import ({type(exc).__name__}: {exc})") from None
+            where = f" (looked in {', '.join(str(p) for p in plugin_paths)} and sys.path)" if plugin_paths else ""
+            raise InputError(mod_name, f"plugin module failed to import ({type(exc).__name__}: {exc}){where}") from None
+        host.add(module, mod_name, LOCAL_DIST, "")
     for name, obj in extra_plugins:
-        pm.register(obj, name=name)
-        host.dists[name] = ("(in-process)", "")
+        host.add(obj, name, "(in-process)", "")
 
-    pm.check_pending()
     host._collect()
     return host
+
+
+PLUGIN_PATH_ENV = "LVM_WORKBENCH_PLUGIN_PATH"  # folders of local plugin modules; `--plugin-path` sets it
+
+
+def _env_paths() -> list[str]:
+    return [p for p in os.environ.get(PLUGIN_PATH_ENV, "").split(os.pathsep) if p]
+
+
+def _import_local(mod_name: str, paths: Sequence[str | Path]) -> Any:
+    """Import a plan-local plugin module, looking first in `paths` (the plan's folder,
+    --plugin-path), then on sys.path."""
+    import sys
+
+    extra = [str(Path(p).resolve()) for p in paths if str(Path(p).resolve()) not in sys.path]
+    sys.path[:0] = extra
+    try:
+        return importlib.import_module(mod_name)
+    finally:
+        for p in extra:
+            sys.path.remove(p)
 
 
 def _load_entry_points(host: PluginHost) -> None:
@@ -217,10 +323,20 @@ def _load_entry_points(host: PluginHost) -> None:
             if host.pm.get_plugin(ep.name) is not None or host.pm.is_blocked(ep.name):
                 continue
             try:
-                host.pm.register(ep.load(), name=ep.name)
-                host.dists[ep.name] = (dist_name, dist.version)
+                obj = ep.load()
             except Exception as exc:  # noqa: BLE001
-                host.problems.append(PluginProblem(f"{ep.name} ({dist_name})", "import", f"{type(exc).__name__}: {exc}"))
+                host.problems.append(PluginProblem(f"{ep.name} ({dist_name})", "import", f"{type(exc).__name__}: {exc}",
+                                                   dist_name, dist.version))
+                continue
+            host.add(obj, ep.name, dist_name, dist.version)
+
+
+def warn_problems(host: PluginHost, stream: Any = None) -> None:
+    """One warning line per disabled plugin (CLI commands call this; the TUI shows them in red)."""
+    import sys
+
+    for p in host.problems:
+        print(f"warning: {p.line()}", file=stream or sys.stderr)
 
 
 _default_host: PluginHost | None = None

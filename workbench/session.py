@@ -52,6 +52,8 @@ from lvm_core.weight_control import controller_from_spec
 from lvm_core.tripwires import Tripwire, tripwire_from_dict
 from lvm_core.windows import Split, Windows, make_windows, split_by_fractions, split_by_ranges
 
+from .checkpoint_plugins import checkpoint_plugins
+from .plugin_guard import gate_lookup, guard_call, guard_loss, origin
 from .plugin_host import PluginHost, load_plugins
 
 DEFAULT_RUNS_ROOT = Path("runs")
@@ -399,7 +401,7 @@ def plan_from_dict(data: Mapping[str, Any], base_dir: str | Path, *, source: str
         modules = []
     if host is None:
         try:
-            host = load_plugins(modules)
+            host = load_plugins(modules, plugin_paths=[base_dir])
         except InputError as exc:
             c.add("plugins.modules", exc.line())
             host = load_plugins()
@@ -768,7 +770,7 @@ class PluginEventSink:
             return
         failures = self.host.emit(hook, run=self.run, **kwargs)
         if failures:
-            raise PluginHookError("; ".join(f"plugin {f.plugin} raised in {f.stage}: {f.error}" for f in failures))
+            raise PluginHookError("; ".join(f"{self.host.origin(f.plugin)} raised in {f.stage}: {f.error}" for f in failures))
 
 
 def make_split(plan: Plan, store: ArticleStore) -> Split:
@@ -855,11 +857,14 @@ def prepare_run(plan: Plan, host: PluginHost, *, run_dir: str | Path | None = No
     for lp in plan.losses:
         li = host.get("loss", lp.name, source=plan.source)
         control = controller_from_spec(lp.control, plan_weight=lp.weight, source=plan.source) if lp.control else None
-        losses.append(LossTerm(lp.name, li.obj(**lp.params), lp.weight, lp.schedule or WeightSchedule(), control))
+        strategy = guard_call("its factory", li, li.obj, **lp.params)
+        losses.append(LossTerm(lp.name, guard_loss(li, strategy), lp.weight, lp.schedule or WeightSchedule(), control,
+                               origin=origin(li)))
 
     resolved = plan_to_dict(plan)
     fingerprints = {"store": store.fingerprint(), **({"ood": ood_store.fingerprint()} if ood_store else {})}
-    meta = {"arch": plan.model.arch, "arch_params": plan.model.params, "input_dim": store.dim, "context_len": L,
+    meta = {"plugins": checkpoint_plugins(host, plan.model.arch, [lp.name for lp in plan.losses]),
+            "arch": plan.model.arch, "arch_params": plan.model.params, "input_dim": store.dim, "context_len": L,
             "plan_sha256": plan_sha256(plan), "data": fingerprints["store"],
             "embedder": store.manifest.embedder.get("name"), "split_sha256": split.sha256(), "name": plan.name}
     fitted_holder: list[TrainSetup] = []  # the gates read the fitted baselines the trainer makes
@@ -939,7 +944,7 @@ def _gate_runner(plan: Plan, host: PluginHost, splits: dict[str, tuple[ArticleSt
 
     g = plan.gates
     assert g is not None
-    gates = resolve_gates(lambda n: host.get("gate", n, source=plan.source), g.use, thresholds=g.thresholds,
+    gates = resolve_gates(gate_lookup(host, plan.source), g.use, thresholds=g.thresholds,
                           source=plan.source)
 
     def run(model: Any, epoch: int, step: int) -> GateOutcome:

@@ -20,7 +20,7 @@ from lvm_core.params import resolve_params
 from lvm_core.store import ArticleStore
 from lvm_core.windows import Split, split_by_fractions
 
-from ..plugin_host import Item, load_plugins
+from ..plugin_host import Item, load_plugins, warn_problems
 
 NAME = "diagnose"
 HELP = "data diagnostics of a store and split: direction profile, pair-order probe, baselines, split hygiene"
@@ -75,6 +75,7 @@ def _parse_sets(pairs: list[str]) -> dict[str, dict[str, Any]]:
 
 def _selected(args: argparse.Namespace) -> list[tuple[Item, dict[str, Any]]]:
     host = load_plugins()
+    warn_problems(host)
     available = host.items["diagnostic"]
     names = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else list(available)
     items = [host.get("diagnostic", n, source="--only") for n in names]

@@ -24,7 +24,9 @@ from lvm_core.store import ArticleStore
 from lvm_core.windows import Split, make_windows
 
 from .. import exit_codes
-from ..plugin_host import load_plugins
+from ..checkpoint_plugins import load_checkpoint_model
+from ..plugin_guard import gate_lookup
+from ..plugin_host import load_plugins, warn_problems
 from ..session import gate_names_problem
 
 NAME = "5cat"
@@ -126,9 +128,7 @@ def _predictor(args: argparse.Namespace, host: Any, ddp: Any) -> tuple[Any, dict
 
         model, meta = legacy_model(path)
     else:
-        from lvm_core.checkpoint import load_model
-
-        model = load_model(path, lambda arch: host.get("model", arch, source=str(path)).obj, device=device)
+        model = load_checkpoint_model(path, device=device, host=host)
         meta = model.checkpoint_meta  # type: ignore[attr-defined]
     about = {"model": str(path), "architecture": f"{meta['arch']} {json.dumps(meta['arch_params'], sort_keys=True)}"}
     return (distributed.sharded_predictor(ddp, torch_predictor(model, device, args.batch_size)), about,
@@ -141,11 +141,12 @@ def run(args: argparse.Namespace) -> int:
     if args.split_file and not Path(args.split_file).is_file():
         raise InputError(args.split_file, "no such split file")
     host = load_plugins()
+    warn_problems(host)
     names = args.gate or list(DEFAULT_GATES)
     problem = gate_names_problem(names)
     if problem:
         raise InputError("--gate", problem)
-    gates = resolve_gates(lambda n: host.get("gate", n, source="--gate"), names, thresholds=_thresholds(args.threshold),
+    gates = resolve_gates(gate_lookup(host, "--gate"), names, thresholds=_thresholds(args.threshold),
                           source="--threshold")
     ddp = distributed.init("cuda" if args.device.startswith("cuda") else "cpu")  # torchrun: gloo on CPU, nccl on CUDA
     try:

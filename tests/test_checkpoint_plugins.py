@@ -1,0 +1,117 @@
+"""Checkpoints that know their plugins: a model from a plan-local plugin module trains, its
+checkpoint names the module, and `5cat` in a fresh process rebuilds it (or refuses in one line
+naming what is missing)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import torch
+
+from lvm_core.checkpoint import read_checkpoint_meta, save_checkpoint
+from tests.conftest import DEMO_STORE, ROOT
+from workbench.checkpoint_plugins import load_checkpoint_model
+from workbench.cli import main
+
+LOCAL_MODEL = '''
+import torch
+import torch.nn.functional as F
+from workbench import Param, hookimpl
+
+
+class Blend(torch.nn.Module):
+    """normalize(mean + w * last)."""
+
+    def __init__(self, dim, context_len, w=0.5):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(float(w)))
+
+    def forward(self, ctx):
+        return F.normalize(ctx.mean(1) + self.w * ctx[:, -1], dim=-1)
+
+
+@hookimpl
+def register_models(register):
+    register("blend_local", Blend, params=(Param("w", "float", 0.5, "weight of the last chunk"),))
+'''
+
+PLAN = f"""
+name = "local"
+[data]
+store = "{DEMO_STORE}"
+[model]
+arch = "blend_local"
+[[loss]]
+name = "cosine"
+[train]
+epochs = 1
+batch_size = 256
+threads = 1
+[eval]
+max_samples = 100
+[plugins]
+modules = ["blend_local_model"]
+"""
+
+
+def _fresh_5cat(ckpt, *extra, cwd):
+    cmd = [sys.executable, "-m", "workbench.cli", *extra, "5cat", "--model", str(ckpt), "--val", str(DEMO_STORE),
+           "--samples", "40", "--gate", "A"]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env={"PYTHONPATH": str(ROOT), "PATH": ""})
+
+
+def test_a_plan_local_model_is_found_beside_the_plan_and_scored_in_a_fresh_process(tmp_path):
+    plan_dir = tmp_path / "plans"
+    plan_dir.mkdir()
+    (plan_dir / "blend_local_model.py").write_text(LOCAL_MODEL)
+    (plan_dir / "plan.toml").write_text(PLAN)
+    run_dir = tmp_path / "run"
+    assert main(["--run", str(plan_dir / "plan.toml"), "--run-dir", str(run_dir), "--device", "cpu"]) == 0
+    ckpt = run_dir / "checkpoints" / "last.safetensors"
+    records = read_checkpoint_meta(ckpt)["plugins"]
+    assert records[0] == {"kind": "model", "name": "blend_local", "plugin": "blend_local_model",
+                          "distribution": "(local module)", "version": ""}
+    assert records[1]["name"] == "cosine" and records[1]["distribution"] == "lvm-workbench"
+    # a fresh process, elsewhere: the run's plan folder is searched for the module
+    done = _fresh_5cat(ckpt, cwd=tmp_path)
+    assert done.returncode in (0, 3), done.stderr
+    assert "A offset sweep" in done.stdout
+    # the checkpoint copied away from its run: --plugin-path finds the module, without it one line
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    for f in (run_dir / "checkpoints").glob("last.*"):
+        (lone / f.name).write_bytes(f.read_bytes())
+    done = _fresh_5cat(lone / "last.safetensors", cwd=tmp_path)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "local plugin module 'blend_local_model'" in done.stderr and "--plugin-path" in done.stderr
+    done = _fresh_5cat(lone / "last.safetensors", "--plugin-path", str(plan_dir), cwd=tmp_path)
+    assert done.returncode in (0, 3), done.stderr
+
+
+def test_a_checkpoint_of_a_missing_distribution_is_refused_in_one_line(tmp_path, capsys):
+    model = torch.nn.Linear(2, 2)
+    meta = {"arch": "mean_residual", "arch_params": {}, "input_dim": 384, "context_len": 5,
+            "plugins": [{"kind": "model", "name": "mean_residual", "plugin": "residual_kit",
+                         "distribution": "lvm-workbench-residual-kit", "version": "0.1.0"}]}
+    ckpt = save_checkpoint(tmp_path / "m", model, meta)
+    assert main(["5cat", "--model", str(ckpt), "--val", str(DEMO_STORE), "--samples", "20"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {ckpt}: model 'mean_residual' comes from distribution lvm-workbench-residual-kit 0.1.0, "
+                   "which is not installed or not loaded (pip install 'lvm-workbench-residual-kit==0.1.0')"]
+
+
+def test_the_shared_loader_uses_an_installed_plugin(tmp_path, monkeypatch):
+    from tests._kit_helpers import KIT, fake_install_kit
+
+    monkeypatch.delenv("LVM_WORKBENCH_LOAD_PLUGINS", raising=False)
+    monkeypatch.syspath_prepend(str(KIT / "src"))
+    from lvm_residual_kit.plugin import MeanResidual
+    monkeypatch.syspath_prepend(str(fake_install_kit(tmp_path / "site")))
+    model = MeanResidual(8, 5, hidden=4)
+    meta = {"arch": "mean_residual", "arch_params": {"hidden": 4}, "input_dim": 8, "context_len": 5}
+    ckpt = save_checkpoint(tmp_path / "m", model, meta)
+    loaded = load_checkpoint_model(ckpt)
+    assert type(loaded).__name__ == "MeanResidual" and not loaded.training
+    assert json.dumps(loaded.checkpoint_meta["arch_params"]) == '{"hidden": 4}'
