@@ -17,8 +17,12 @@ that names both plugins. `params` declares what a plan may set (see lvm_core.par
 the host checks plan values against it and passes them to `obj` as keyword arguments.
 
 Event hooks are called with keyword arguments; an implementation may accept any subset of them.
-A raising event hook is reported with its plugin's name and does not stop training. Note a
-pluggy rule: hookimpl parameters that have default values are never passed.
+They run synchronously in the training process, in every run of a process where the plugin is
+loaded (docs/plugins.md has the table of when each one runs). ``log(name, value)`` writes a
+number into the run's metrics.jsonl as ``plugin/<plugin>/<name>`` (a line of kind
+"PluginMetrics" with the epoch and step of the event). A raising event hook is reported with its
+plugin's name, distribution and version and does not stop training. Note a pluggy rule: hookimpl
+parameters that have default values are never passed.
 """
 
 from __future__ import annotations
@@ -87,25 +91,25 @@ def register_gates(register):
 # ---- event hooks ---------------------------------------------------------------------------
 
 @hookspec
-def on_run_start(run, plan):
+def on_run_start(run, plan, log):
     """A run starts (or resumes). `run` describes the run directory; `plan` is the resolved plan."""
 
 
 @hookspec
-def on_epoch_end(run, epoch, metrics):
+def on_epoch_end(run, epoch, metrics, log):
     """An epoch of training ended; `metrics` holds its logged values."""
 
 
 @hookspec
-def on_eval_end(run, epoch, metrics):
+def on_eval_end(run, epoch, metrics, log):
     """Validation (and gates, when due) ended; `metrics` holds the values and baselines."""
 
 
 @hookspec
-def on_checkpoint(run, path, tag, metrics):
+def on_checkpoint(run, path, tag, metrics, log):
     """A checkpoint was written (`tag` is "last" or "best")."""
 
 
 @hookspec
-def on_run_end(run, status):
+def on_run_end(run, status, log):
     """A run ended with `status`: completed, stopped, failed or diverged."""

@@ -22,7 +22,7 @@ import os
 import pkgutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import pluggy
 
@@ -128,11 +128,14 @@ class PluginHost:
             yield from (self.items[kind][n] for n in sorted(self.items[kind]))
 
     # ---- events --------------------------------------------------------------------------
-    def emit(self, hook: str, **kwargs: Any) -> list[PluginProblem]:
-        """Call an event hook on every plugin, isolating failures; returns the failures."""
+    def emit(self, hook: str, log_for: Callable[[str], Any] | None = None, **kwargs: Any) -> list[PluginProblem]:
+        """Call an event hook on every plugin, isolating failures; returns the failures.
+        `log_for(plugin)` gives each plugin its own `log` callback."""
         failures: list[PluginProblem] = []
         for impl in getattr(self.pm.hook, hook).get_hookimpls():
             args = {k: kwargs[k] for k in impl.argnames if k in kwargs}
+            if "log" in impl.argnames and log_for is not None:
+                args["log"] = log_for(impl.plugin_name)
             try:
                 impl.function(**args)
             except Exception as exc:  # noqa: BLE001 - a plugin's bug must not stop training

@@ -20,6 +20,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import os
 import platform
 import re
@@ -43,7 +44,7 @@ from lvm_core.events import CheckpointSaved, EpochEnded, EvalDone, Event, RunEnd
 from lvm_core.params import resolve_params
 from lvm_core.atomic import remove_temporaries
 from lvm_core.checkpointer import Checkpointer
-from lvm_core.rundir import RunDir, claim_run_dir, iso_time, new_run_dir
+from lvm_core.rundir import METRICS, RunDir, claim_run_dir, iso_time, new_run_dir
 from lvm_core.runlock import RunLock
 from lvm_core.schedules import LR_SCHEDULES, WeightSchedule, weight_schedule_from_dict
 from lvm_core.store import ArticleStore
@@ -768,9 +769,27 @@ class PluginEventSink:
             hook, kwargs = "on_run_end", {"status": event.status}
         else:
             return
-        failures = self.host.emit(hook, run=self.run, **kwargs)
+        logged: dict[str, dict[str, float]] = {}
+        failures = self.host.emit(hook, log_for=lambda plugin: _plugin_logger(plugin, logged), run=self.run, **kwargs)
+        for plugin, values in logged.items():
+            line = {"kind": "PluginMetrics", "t": time.time(), "plugin": plugin, "hook": hook,
+                    "epoch": getattr(event, "epoch", None), "step": getattr(event, "step", None), "metrics": values}
+            RunDir(self.run.path).append(METRICS, json.dumps(line, allow_nan=False))
         if failures:
             raise PluginHookError("; ".join(f"{self.host.origin(f.plugin)} raised in {f.stage}: {f.error}" for f in failures))
+
+
+def _plugin_logger(plugin: str, logged: dict[str, dict[str, float]]) -> Any:
+    """The `log(name, value)` callback an event hook receives: finite numbers only, namespaced
+    `plugin/<plugin>/<name>`."""
+
+    def log(name: str, value: float) -> None:
+        v = float(value)
+        if not math.isfinite(v):
+            raise ValueError(f"log({name!r}, {value!r}): expected a finite number")
+        logged.setdefault(plugin, {})[f"plugin/{plugin}/{name}"] = v
+
+    return log
 
 
 def make_split(plan: Plan, store: ArticleStore) -> Split:
