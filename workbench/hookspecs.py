@@ -96,13 +96,13 @@ def on_run_start(run, plan, log):
 
 
 @hookspec
-def on_epoch_end(run, epoch, metrics, log):
-    """An epoch of training ended; `metrics` holds its logged values."""
+def on_epoch_end(run, epoch, step, metrics, log):
+    """An epoch of training ended at optimizer step `step`; `metrics` holds its train averages."""
 
 
 @hookspec
-def on_eval_end(run, epoch, metrics, log):
-    """Validation (and gates, when due) ended; `metrics` holds the values and baselines."""
+def on_eval_end(run, epoch, step, metrics, log):
+    """Validation (and gates, when due) ended at optimizer step `step`; `metrics` holds the values and baselines."""
 
 
 @hookspec

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -110,6 +111,7 @@ class GatesPlan:
 @dataclass
 class PluginsPlan:
     modules: list[str] = field(default_factory=list)
+    tensorboard: bool = False  # the built-in TensorBoard sink (plugins/tensorboard.py); needs the extra
 
 
 @dataclass
@@ -139,7 +141,7 @@ SPLIT_KEYS = ("fractions", "ranges", "rest", "seed")
 MODEL_KEYS = ("arch", "params")
 LOSS_KEYS = ("name", "weight", "params", "schedule", "control")
 GATES_KEYS = ("use", "every", "samples", "horizon", "required", "thresholds")
-PLUGINS_KEYS = ("modules",)
+PLUGINS_KEYS = ("modules", "tensorboard")
 
 
 # ---- where a key is in the file --------------------------------------------------------------
@@ -397,6 +399,10 @@ def plan_from_dict(data: Mapping[str, Any], base_dir: str | Path, *, source: str
 
     plugins_t = c.table(top.get("plugins"), "plugins", PLUGINS_KEYS)
     modules = c.typed(plugins_t, "modules", "plugins.modules", list, [])
+    tensorboard = c.typed(plugins_t, "tensorboard", "plugins.tensorboard", bool, False)
+    if tensorboard and importlib.util.find_spec("tensorboard") is None:
+        c.add("plugins.tensorboard", "the TensorBoard sink needs the tensorboard package; install it with: "
+                                     "pip install 'lvm-workbench[tensorboard]'")
     if any(not isinstance(m, str) for m in modules):
         c.add("plugins.modules", "expected an array of module names (strings)")
         modules = []
@@ -442,7 +448,7 @@ def plan_from_dict(data: Mapping[str, Any], base_dir: str | Path, *, source: str
     if c.errors:
         raise c.errors[0] if len(c.errors) == 1 else InputErrors(source, c.errors)
     assert data_plan is not None and model is not None
-    return Plan(name, seed, data_plan, model, losses, train, eval_cfg, gates, PluginsPlan(list(modules)),
+    return Plan(name, seed, data_plan, model, losses, train, eval_cfg, gates, PluginsPlan(list(modules), tensorboard),
                 tripwires=tripwires, seeds=list(seeds), seed_splits=seed_splits, source=source, text=text,
                 base_dir=base_dir)
 
@@ -707,7 +713,7 @@ def plan_to_dict(plan: Plan, *, relative_to: Path | None = None) -> dict[str, An
     }
     if plan.gates is not None:
         out["gates"] = dataclasses.asdict(plan.gates)
-    out["plugins"] = {"modules": list(plan.plugins.modules)}
+    out["plugins"] = {"modules": list(plan.plugins.modules), "tensorboard": plan.plugins.tensorboard}
     if plan.tripwires:
         out["tripwire"] = [t.to_dict() for t in plan.tripwires]
     if plan.seeds:
@@ -759,9 +765,9 @@ class PluginEventSink:
         if isinstance(event, RunStarted):
             hook, kwargs = "on_run_start", {"plan": self.run.plan}
         elif isinstance(event, EpochEnded):
-            hook, kwargs = "on_epoch_end", {"epoch": event.epoch, "metrics": event.metrics}
+            hook, kwargs = "on_epoch_end", {"epoch": event.epoch, "step": event.step, "metrics": event.metrics}
         elif isinstance(event, EvalDone):
-            hook, kwargs = "on_eval_end", {"epoch": event.epoch, "metrics": event.metrics}
+            hook, kwargs = "on_eval_end", {"epoch": event.epoch, "step": event.step, "metrics": event.metrics}
         elif isinstance(event, CheckpointSaved):
             hook, kwargs = "on_checkpoint", {"path": event.path, "tag": event.tag,
                                              "metrics": {event.metric: event.value} if event.metric else {}}
