@@ -20,12 +20,12 @@ SUBDIR = "tensorboard"
 _writers: dict[Path, Any] = {}
 
 
-def enabled(plan: dict[str, Any]) -> bool:
-    return bool((plan.get("plugins") or {}).get("tensorboard"))
+def enabled(plan: Any) -> bool:
+    return isinstance(plan, dict) and bool((plan.get("plugins") or {}).get("tensorboard"))
 
 
 def _writer(run: Any) -> Any | None:
-    if not enabled(run.plan):
+    if not enabled(getattr(run, "plan", None)):
         return None
     path = Path(run.path)
     if path not in _writers:
@@ -62,6 +62,6 @@ def on_eval_end(run, step, metrics):
 
 @hookimpl
 def on_run_end(run):
-    w = _writers.pop(Path(run.path), None)
+    w = _writers.pop(Path(run.path), None) if getattr(run, "path", None) else None
     if w is not None:
         w.close()
