@@ -133,7 +133,7 @@ class PluginHost:
         `log_for(plugin)` gives each plugin its own `log` callback."""
         failures: list[PluginProblem] = []
         for impl in getattr(self.pm.hook, hook).get_hookimpls():
-            args = {k: kwargs[k] for k in impl.argnames if k in kwargs}
+            args = {k: kwargs.get(k) for k in impl.argnames}  # an argument this event lacks is None
             if "log" in impl.argnames and log_for is not None:
                 args["log"] = log_for(impl.plugin_name)
             try:
