@@ -28,6 +28,7 @@ from torch import nn
 
 from .atomic import atomic_path
 from .errors import InputError
+from .safe_load import load_weights_only
 
 WEIGHTS_SUFFIX = ".safetensors"
 STATE_SUFFIX = ".state.pt"
@@ -175,10 +176,7 @@ def load_state(path: str | Path, map_location: str | torch.device = "cpu") -> di
     weights_path, state_path = checkpoint_paths(path)
     if not state_path.is_file():
         raise InputError(str(state_path), "training state file not found (it is written only with state=...)")
-    try:
-        state = torch.load(state_path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - a corrupt file must be one clear line
-        raise InputError(str(state_path), f"not a readable training state ({type(exc).__name__}: {exc})") from None
+    state = load_weights_only(state_path, "training state", map_location=map_location)
     if not isinstance(state, dict) or "checkpoint_id" not in state:
         raise InputError(str(state_path), "expected a dict with a 'checkpoint_id' key")
     if weights_path.is_file():

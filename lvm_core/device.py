@@ -14,7 +14,7 @@ from typing import Any, ContextManager
 import numpy as np
 import torch
 
-from .errors import InputError
+from .errors import EnvironmentProblem, InputError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
@@ -44,16 +44,16 @@ def select_device(requested: str = "auto", *, source: str = "device") -> tuple[t
         return torch.device("cpu"), "requested cpu"
     if kind == "mps":
         if not _mps_available():
-            raise InputError(source, "device 'mps' was requested but MPS is not available on this machine "
+            raise EnvironmentProblem(source, "device 'mps' was requested but MPS is not available on this machine "
                                      "(use device = \"auto\" or \"cpu\")")
         return torch.device("mps"), "requested mps"
     if not torch.cuda.is_available():
         built = "built with CUDA" if torch.backends.cuda.is_built() else "a CPU-only torch build"
-        raise InputError(source, f"device {req!r} was requested but CUDA is not available ({built}); "
+        raise EnvironmentProblem(source, f"device {req!r} was requested but CUDA is not available ({built}); "
                                  "use device = \"auto\" or \"cpu\"")
     n = torch.cuda.device_count()
     if index and int(index) >= n:
-        raise InputError(source, f"device {req!r} was requested but only {n} CUDA device(s) exist")
+        raise EnvironmentProblem(source, f"device {req!r} was requested but only {n} CUDA device(s) exist")
     dev = torch.device(req)
     return dev, f"requested {req} ({torch.cuda.get_device_name(dev)})"
 

@@ -39,3 +39,23 @@ class PluginFault(Exception):
     """A call into a plugin failed: it raised, or returned a wrong type, shape or dtype. The
     message is one line naming the plugin, its distribution and version, the term and the step;
     the trainer ends the run `failed` with the last complete checkpoint kept."""
+
+
+class EnvironmentProblem(InputError):
+    """The machine refused, not the input: no space, no permission, a read-only folder, a
+    missing device. One line naming the path and the cause; exit code 4."""
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an OSError: the path and the cause, e.g.
+    ``runs/q/run.json: no space left on device (ENOSPC)``."""
+    import errno as _errno
+
+    path = exc.filename if exc.filename is not None else "(no path)"
+    cause = (exc.strerror or str(exc)).rstrip(".")
+    code = _errno.errorcode.get(exc.errno or -1)
+    return f"{path}: {cause[:1].lower() + cause[1:]}" + (f" ({code})" if code else "")
+
+
+#: errno values that say the input is wrong (a path that is not there), not the machine
+BAD_PATH_ERRNOS = (2, 20, 21)  # ENOENT, ENOTDIR, EISDIR

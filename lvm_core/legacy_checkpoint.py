@@ -25,6 +25,7 @@ import torch
 
 from .checkpoint import save_checkpoint
 from .errors import InputError
+from .safe_load import load_weights_only
 from .models import ARCHITECTURES
 
 #: original model_type -> our architecture name
@@ -44,18 +45,7 @@ def read_legacy_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise InputError(str(path), "checkpoint file not found")
-    try:
-        with torch.serialization.safe_globals(_numpy_scalar_globals()):
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - every refusal must be one line
-        text = str(exc)
-        found = re.findall(r"Unsupported global: GLOBAL ([\w.]+)|but got <class '([\w.]+)'>", text)
-        found = [a or b for a, b in found]
-        if found:
-            raise InputError(str(path), f"refused: the file asks to run {found[0]}, which is not an allowed "
-                             "weight or numpy scalar type (nothing was executed)") from None
-        raise InputError(str(path), f"not a readable torch checkpoint ({type(exc).__name__}: "
-                         f"{text.splitlines()[0] if text else ''})") from None
+    obj = load_weights_only(path, "torch checkpoint", allowed=_numpy_scalar_globals())
     if not isinstance(obj, dict) or "model_state_dict" not in obj:
         raise InputError(str(path), "expected an original checkpoint: a dict with 'model_state_dict' "
                          "(a pickled model object cannot be loaded safely)")

@@ -62,10 +62,25 @@ def claim_run_dir(path: str | Path) -> Path:
     path = Path(path)
     if path.is_dir():
         check_not_busy(path)  # a live run there is named, not just "not empty"
+    if path.is_dir() and not (path / RUN_JSON).exists():
+        _forget_unfinished_setup(path)
     if path.exists() and (not path.is_dir() or any(p.name != LOCK_NAME for p in path.iterdir())):
         raise InputError(str(path), "run directory exists and is not empty (use --resume to continue it, or pick a new --run-dir)")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+#: what a run's setup writes before run.json (its last file): a folder holding only these is a
+#: setup that was killed, and a new run may take the folder
+SETUP_FILES = ("plan.toml", "split.json", "plan.resolved.json")
+
+
+def _forget_unfinished_setup(path: Path) -> None:
+    names = [p.name for p in path.iterdir()]
+    unfinished = [n for n in names if n in SETUP_FILES or (n.startswith(".") and n.endswith(".tmp"))]
+    if unfinished and all(n in unfinished or n == LOCK_NAME for n in names):
+        for n in unfinished:
+            (path / n).unlink()
 
 
 def _finite(obj: Any) -> Any:

@@ -44,6 +44,7 @@ from .distributed import SINGLE, Dist
 from .device import autocast_bf16, capture_rng_state, restore_rng_state
 from .exact_stop import StepMark, abortable
 from .errors import PluginFault
+from .failures import failure_reason, keep_traceback, record_failure
 from .events import Alert, CheckpointSaved, EpochEnded, EvalDone, Event, GatesDone, RunEnded, RunStarted, Sink, StepLogged
 from .fitted_baselines import FITTED_BASELINES, fit_baselines, fit_rows
 from .metrics import prediction_metrics
@@ -369,7 +370,17 @@ class _Emitter:
 
 
 def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.Event | None = None) -> RunResult:
-    """Train `setup.model`, evaluating and checkpointing into `setup.run`; see the module doc."""
+    """Train `setup.model`, evaluating and checkpointing into `setup.run`; see the module doc.
+    Whatever fails, run.json says `failed` with a one-line reason and the run folder's lock is
+    released (lvm_core/failures.py)."""
+    try:
+        return _train(setup, sinks, stop_event)
+    except Exception as exc:
+        record_failure(setup.run, exc)  # a failure before the loop (or one finish() could not record)
+        raise
+
+
+def _train(setup: TrainSetup, sinks: Sequence[Sink], stop_event: threading.Event | None) -> RunResult:
     cfg, ecfg, dev, run, ddp = setup.config, setup.eval, setup.device, setup.run, setup.dist
     # in a torchrun job rank 0 alone records the run (files, console, plugin hooks)
     emit: Callable[[Event], None] = _Emitter(RunDirSink(run), [*setup.sinks, *sinks]) if ddp.is_main else _silent
@@ -670,14 +681,12 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
         emit(Alert(epoch, step, "error", "diverged", str(exc)))
         return finish("diverged", str(exc))
     except Exception as exc:
+        keep_traceback(run.path, exc)
         try:
-            finish("failed", f"{type(exc).__name__}: {exc}")
+            finish("failed", failure_reason(exc))
         except Exception:  # noqa: BLE001 - the original error is the one to report
             pass
         raise
-    finally:
-        if setup.lock is not None:
-            setup.lock.release()
 
 
 def _silent(event: Event) -> None:

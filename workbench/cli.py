@@ -2,7 +2,9 @@
 
 Subcommands live one per module in workbench/commands/; each module has NAME, HELP,
 `add_arguments(parser)` and `run(args) -> int`, and is found automatically.
-Bad input (lvm_core.errors.InputError) prints one line and exits 2; --debug shows the traceback.
+Every failure prints one line (--debug shows the traceback): bad input exits 2, a refusal of the
+machine (no space, permission, read-only, missing device) 4, anything unexpected 1 with its
+traceback kept in a file (workbench/exit_codes.py lists them all).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import os
 import sys
 from typing import Sequence
 
-from lvm_core.errors import InputError, InputErrors, PluginFault
+from lvm_core.errors import BAD_PATH_ERRNOS, EnvironmentProblem, InputError, InputErrors, PluginFault, os_error_line
+from lvm_core.failures import failure_reason
 
 from . import commands, exit_codes
 
@@ -68,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines = exc.lines() if isinstance(exc, InputErrors) else [exc.line()]
         for line in lines:
             print(f"error: {line}", file=sys.stderr)
-        return exit_codes.BAD_INPUT
+        return exit_codes.ENVIRONMENT if isinstance(exc, EnvironmentProblem) else exit_codes.BAD_INPUT
     except PluginFault as exc:  # a plugin's bug, named in one line
         if debug:
             raise
@@ -77,6 +80,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return exit_codes.INTERRUPTED
+    except OSError as exc:  # the machine refused (or a path that is not there): one line
+        if debug:
+            raise
+        print(f"error: {os_error_line(exc)}", file=sys.stderr)
+        return exit_codes.BAD_INPUT if exc.errno in BAD_PATH_ERRNOS else exit_codes.ENVIRONMENT
+    except Exception as exc:  # a bug: one line here, the traceback in a file
+        if debug:
+            raise
+        where = getattr(exc, "traceback_file", None) or _keep_traceback_elsewhere(exc)
+        print(f"error: unexpected {failure_reason(exc)} (a bug; traceback in {where}; --debug prints it)", file=sys.stderr)
+        return exit_codes.ERROR
+
+
+def _keep_traceback_elsewhere(exc: BaseException) -> str:
+    """A command with no run folder keeps its traceback in the temp folder."""
+    import tempfile
+    import traceback
+
+    fd, path = tempfile.mkstemp(prefix="lvm-workbench-traceback-", suffix=".txt")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write("".join(traceback.format_exception(exc)))
+    return path
 
 
 if __name__ == "__main__":

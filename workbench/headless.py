@@ -3,7 +3,7 @@
 Progress goes to stderr (a one-line bar with rate and ETA on a terminal, plain lines otherwise),
 the final table of metrics beside the baselines to stdout. Exit codes (workbench/exit_codes.py):
 0 done, 2 bad input, 3 a required gate failed or a stop tripwire fired, 130 interrupted (Ctrl-C saves `last` first; a
-second Ctrl-C aborts at once), 1 a diverged or failed run.
+second Ctrl-C aborts at once), 1 a diverged or failed run, 4 the machine refused (no space, permission).
 """
 
 from __future__ import annotations
@@ -119,6 +119,8 @@ def stop_on_ctrl_c(stop: threading.Event, out: TextIO) -> Iterator[None]:
 
     def handler(signum: int, frame: object) -> None:
         if stop.is_set():
+            # aborting: later presses are ignored, so none lands in a save or an atexit callback
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             raise KeyboardInterrupt
         stop.set()
         out.write("\nstopping: saving the last checkpoint (Ctrl-C again to abort)\n")
@@ -128,7 +130,9 @@ def stop_on_ctrl_c(stop: threading.Event, out: TextIO) -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        # after a stop the process is on its way out: a further Ctrl-C must not turn the
+        # shutdown into an "Exception ignored in atexit callback" traceback
+        signal.signal(signal.SIGINT, signal.SIG_IGN if stop.is_set() else previous)
 
 
 def final_report(result: RunResult, out: TextIO) -> None:
