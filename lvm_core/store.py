@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -63,11 +63,33 @@ class StoreManifest:
         unknown = sorted(set(obj) - known)
         if unknown:
             raise InputError(source, f"unknown manifest keys {unknown}")
+        _check_manifest_types(obj, source)
         if obj.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
             raise InputError(
                 source, f"format_version {obj['format_version']} is newer than this tool ({FORMAT_VERSION})"
             )
         return cls(**obj)
+
+
+#: the JSON type each manifest key must have (checked when a store is opened, so a hand-edited
+#: manifest is one clear line, never a traceback further on)
+_MANIFEST_TYPES: dict[str, tuple[type, ...]] = {
+    "dim": (int,), "n_chunks": (int,), "n_articles": (int,), "dtype": (str,), "embedder": (dict,),
+    "corpus": (dict,), "text_sha256": (str, type(None)), "created": (str,), "format_version": (int,),
+    "normalized": (bool,), "extra": (dict,)}
+
+
+def _check_manifest_types(obj: dict[str, Any], source: str) -> None:
+    for key, types in _MANIFEST_TYPES.items():
+        if key not in obj:
+            continue
+        value = obj[key]
+        if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
+            want = " or ".join("null" if t is type(None) else {"int": "an integer", "str": "a string", "dict": "an object",
+                                                               "bool": "true or false"}[t.__name__] for t in types)
+            raise InputError(source, f"expected {want}, got {json.dumps(value)[:40]}", f"key {key!r}")
+        if types == (int,) and value < 0:
+            raise InputError(source, f"expected a non-negative integer, got {value}", f"key {key!r}")
 
 
 def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
@@ -145,12 +167,37 @@ class ArticleStore:
             raise InputError(src, f"offsets.npy: expected shape ({ids.shape[0] + 1},), got {off.shape}")
         if off[0] != 0 or off[-1] != n or np.any(np.diff(off) <= 0):
             raise InputError(src, "offsets.npy: expected strictly increasing offsets from 0 to N (no empty article)")
+        for name, arr in (("offsets", off), ("article_ids", ids), ("chunk_index", ci)):
+            if arr.dtype.kind not in "iu":
+                raise InputError(src, f"{name}.npy: expected integers, got {arr.dtype}")
         if ci.shape != (n,):
             raise InputError(src, f"chunk_index.npy: expected shape ({n},), got {ci.shape}")
         if len(ids) != self.manifest.n_articles:
             raise InputError(src, f"article_ids.npy has {len(ids)} ids but manifest.json says n_articles {self.manifest.n_articles}")
         if len(np.unique(ids)) != len(ids):
             raise InputError(src, "article_ids.npy: duplicate article ids")
+
+    def nonfinite_rows(self, block: int = 1 << 16, progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
+        """(how many rows hold a NaN or Inf, the first such row or -1): streamed over the
+        memory map a block at a time, so a large store is checked without loading it whole."""
+        n = self.vectors.shape[0]
+        count, first = 0, -1
+        for start in range(0, n, block):
+            bad = ~np.isfinite(np.asarray(self.vectors[start:start + block])).all(axis=1)
+            k = int(bad.sum())
+            if k and first < 0:
+                first = start + int(np.argmax(bad))
+            count += k
+            if progress is not None:
+                progress(min(start + block, n), n)
+        return count, first
+
+    def refuse_nonfinite(self) -> None:
+        """Bad input when any row holds NaN or Inf: training on it would diverge."""
+        count, first = self.nonfinite_rows()
+        if count:
+            raise InputError(str(self.path), f"{count} row(s) of vectors.npy hold NaN or Inf (first: row {first}); "
+                             "a run would diverge (`lvm-workbench data validate` lists them)")
 
     # ---- shape ---------------------------------------------------------------------------
     @property
@@ -211,8 +258,14 @@ class ArticleStore:
         p = self.path / "texts.jsonl"
         if not p.exists():
             return None
-        with p.open(encoding="utf-8") as fh:
-            return [json.loads(line) for line in fh]
+        texts = []
+        try:
+            with p.open(encoding="utf-8") as fh:
+                for i, line in enumerate(fh, 1):
+                    texts.append(json.loads(line))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(str(p), f"expected one JSON string per line ({type(exc).__name__})", f"line {len(texts) + 1}") from None
+        return texts
 
     def title(self, article_pos: int) -> str:
         arts = self.articles

@@ -842,6 +842,9 @@ def prepare_run(plan: Plan, host: PluginHost, *, run_dir: str | Path | None = No
     seed_everything(plan.seed, cfg.deterministic)
     store = ArticleStore.open(plan.data.store)
     ood_store = ArticleStore.open(plan.data.ood) if plan.data.ood else None
+    for s_ in (store, ood_store):  # NaN rows are refused at the door, not found by a diverged run
+        if s_ is not None:
+            s_.refuse_nonfinite()
 
     run: RunDir | None = None
     state = None
