@@ -155,7 +155,7 @@ CASES: list[tuple[str, str, object, str, int]] = [
     ("cli", "runs show: no such run", lambda d: ["runs", "show", str(d / "gone")], "gone", 2),
     ("cli", "runs compare: no such run", lambda d: ["runs", "compare", str(d / "gone")], "gone", 2),
     ("cli", "runs compare --markdown onto a folder", lambda d: ["runs", "compare", str(a_run(d)), "--markdown", str(d)], "is a directory", 2),
-    ("cli", "diagnose --part nope", lambda d: ["diagnose", str(store(d)), "--part", "nope"], "--part: expected one of", 2),
+    ("cli", "diagnose --part nope", lambda d: ["diagnose", str(store(d)), "--part", "nope"], "no split part named 'nope'", 2),
     ("cli", "missing device", lambda d: ["--run", plan(d), "--device", "cuda:7"], "cuda:7", 4),
 ]
 

@@ -116,8 +116,6 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--context-len", f"expected >= 1, got {args.context_len}")
     store = ArticleStore.open(args.store)
     split = _split(args, store)
-    if args.part not in split.parts:
-        raise InputError("--part", f"expected one of {sorted(split.parts)}, got {args.part!r}")
     chosen = _selected(args)
     _check_parts(split, chosen, args.split_file or "split")
     out: dict[str, Any] = {
