@@ -378,6 +378,9 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
     except Exception as exc:
         record_failure(setup.run, exc)  # a failure before the loop (or one finish() could not record)
         raise
+    finally:
+        if setup.lock is not None:
+            setup.lock.release()
 
 
 def _train(setup: TrainSetup, sinks: Sequence[Sink], stop_event: threading.Event | None) -> RunResult:

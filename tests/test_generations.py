@@ -98,6 +98,7 @@ def test_an_interrupt_raised_inside_a_step_resumes_bit_identically(env, uninterr
 
     term.strategy = interrupting
     first = train(setup)
+    assert setup.lock.fd is None  # released when train ends
     assert first.status == "stopped" and first.step == 12
     assert Checkpointer(run_dir / "checkpoints").pick("last").step == 12
     resumed = prepare_run(plan, host, resume=run_dir)
