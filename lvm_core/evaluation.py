@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 import numpy as np
 
 from .errors import InputError, InputErrors
+from .metrics import unit_predictions
 from .params import resolve_params
 from .store import ArticleStore, l2_normalize
 
@@ -291,13 +292,26 @@ def oracle_offset(name: str) -> int:
 
 @dataclass
 class SplitPredictions:
-    """One predictor's unit-norm predictions (S, D) per variant name on one split's samples."""
+    """One predictor's unit-norm predictions (S, D) per variant name on one split's samples.
+
+    `bad[name]` (S,) marks predictions without a direction (non-finite or zero norm); they are
+    zero rows in `variants`, so they score cos 0 and rank last (lvm_core.metrics.unit_predictions).
+    """
 
     samples: SplitSamples
     variants: dict[str, np.ndarray | None]
+    bad: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> np.ndarray | None:
         return self.variants[name]
+
+    def nonfinite(self, names: Iterable[str], idx: np.ndarray | None = None) -> int:
+        """Samples (of `idx`, default all) with a prediction without a direction in any of `names`."""
+        masks = [self.bad[n] for n in names if n in self.bad]
+        if not masks:
+            return 0
+        hit = np.any(np.stack(masks), axis=0)
+        return int(hit.sum() if idx is None else hit[idx].sum())
 
 
 def predict_split(predictor: Predictor | str, s: SplitSamples, variants: Iterable[str],
@@ -314,6 +328,8 @@ def predict_split(predictor: Predictor | str, s: SplitSamples, variants: Iterabl
     if isinstance(fn, str) and not is_oracle:
         raise InputError("5cat", f"unknown baseline {predictor!r} (known: {', '.join(BASELINES)})")
 
+    bad: dict[str, np.ndarray] = {}
+
     def run(name: str, x: np.ndarray | None) -> np.ndarray | None:
         if is_oracle:
             return s.unit_rows(oracle_offset(name))
@@ -323,7 +339,8 @@ def predict_split(predictor: Predictor | str, s: SplitSamples, variants: Iterabl
         if pred.shape != (x.shape[0], x.shape[2]):
             raise InputError("5cat", f"the model returned shape {pred.shape} for contexts {x.shape}; "
                              f"expected ({x.shape[0]}, {x.shape[2]})")
-        return l2_normalize(pred)
+        unit, bad[name] = unit_predictions(pred)
+        return unit
 
     out: dict[str, np.ndarray | None] = {}
     for name in wanted:
@@ -340,14 +357,20 @@ def predict_split(predictor: Predictor | str, s: SplitSamples, variants: Iterabl
             window = np.concatenate([window[:, 1:], prev[:, None, :]], axis=1)
             prev = run(f"rollout_{h}", window)
             out[f"rollout_{h}"] = prev
-    return SplitPredictions(s, out)
+    if "rollout_1" in out and "base" in bad:
+        bad["rollout_1"] = bad["base"]
+    return SplitPredictions(s, out, bad)
 
 
 # ---- gates ---------------------------------------------------------------------------------
 
 @dataclass
 class Check:
-    """One threshold test: `value op threshold` on one split (split "all" for cross-split)."""
+    """One threshold test: `value op threshold` on one split (split "all" for cross-split).
+
+    `nonfinite` counts the predictions without a direction that the check's metric read (set
+    by the battery); any such prediction fails the check whatever its value, so a model cannot
+    pass by emitting zeros or NaN (a zero row's ablation deltas are 0, its bins agree, ...)."""
 
     split: str
     metric: str
@@ -355,10 +378,11 @@ class Check:
     threshold: float
     value: float
     tolerance: float = 0.0
+    nonfinite: int = 0
 
     @property
     def passed(self) -> bool:
-        if self.value is None or math.isnan(self.value):
+        if self.nonfinite or self.value is None or math.isnan(self.value):
             return False
         if self.op == ">=":
             return self.value >= self.threshold - self.tolerance
@@ -367,8 +391,11 @@ class Check:
         return self.value <= self.threshold + self.tolerance
 
     def to_json(self) -> dict[str, Any]:
-        return {"split": self.split, "metric": self.metric, "op": self.op, "threshold": self.threshold,
-                "value": _num(self.value), "passed": self.passed}
+        out = {"split": self.split, "metric": self.metric, "op": self.op, "threshold": self.threshold,
+               "value": _num(self.value), "passed": self.passed}
+        if self.nonfinite:
+            out["nonfinite"] = self.nonfinite
+        return out
 
 
 @dataclass
@@ -504,6 +531,10 @@ class BatteryResult:
 
     def passed_for(self, predictor: str = MODEL) -> bool:
         return all(self.verdicts[predictor][g.key].passed for g in self.scored_gates)
+
+    def nonfinite(self, predictor: str = MODEL) -> dict[str, int]:
+        """{split: samples with a non-finite or zero-norm prediction in any variant}."""
+        return {sp: int(info.get("nonfinite", {}).get(predictor, 0)) for sp, info in self.splits.items()}
 
     @property
     def score_model(self) -> int:
@@ -643,6 +674,7 @@ def run_battery(
         }
         timings[f"sample_{split}_s"] = time.perf_counter() - t0
         per_sample: dict[str, dict[str, np.ndarray]] = {g.key: {} for g in gates if is_relative(g)}
+        rel_bad: dict[str, dict[str, float]] = {}
         for pname, pred in predictors:
             say(f"{split}: predicting {len(wanted)} variants for {pname} on {len(s)} samples")
             t1 = time.perf_counter()
@@ -650,19 +682,27 @@ def run_battery(
             if pname == MODEL:
                 timings["predict_model_s"] += time.perf_counter() - t1
             for g in gates:
+                bad = float(preds.nonfinite(g.variants(context_len, horizon, legacy), s.subset(g.key)))
                 if is_relative(g):
                     per_sample[g.key][pname] = g.per_sample(preds)
+                    rel_bad.setdefault(g.key, {})[pname] = bad
                 else:
-                    metrics[g.key].setdefault(split, {})[pname] = g.measure(preds)
+                    metrics[g.key].setdefault(split, {})[pname] = {**g.measure(preds), "nonfinite": bad}
+            split_info[split].setdefault("nonfinite", {})[pname] = preds.nonfinite(preds.bad)
             del preds
         t2 = time.perf_counter()
         for g in gates:
             if is_relative(g):
                 metrics[g.key][split] = g.compare(s, per_sample[g.key])
+                for pname, m in metrics[g.key][split].items():
+                    m["nonfinite"] = rel_bad.get(g.key, {}).get(pname, 0.0)
         timings["paired_s"] = timings.get("paired_s", 0.0) + time.perf_counter() - t2
     verdicts: dict[str, dict[str, Verdict]] = {}
     for pname, _ in predictors:
-        verdicts[pname] = {g.key: g.judge({sp: metrics[g.key][sp][pname] for sp in metrics[g.key]}) for g in gates}
+        verdicts[pname] = {}
+        for g in gates:
+            by_split = {sp: metrics[g.key][sp][pname] for sp in metrics[g.key]}
+            verdicts[pname][g.key] = _fail_nonfinite(g.judge(by_split), by_split)
     timings["total_s"] = time.perf_counter() - t_all
     config = {"samples": samples, "horizon": horizon, "context_len": context_len, "seed": seed, "legacy": legacy,
               "gates": [g.key for g in gates], "baselines": [*baselines, *(extra_baselines or {})],
@@ -673,6 +713,15 @@ def run_battery(
 def relative_baselines(metrics: Mapping[str, float]) -> list[str]:
     """Baseline names a relative gate compared against, read from its metric keys (gain/<b>)."""
     return [k[len("gain/"):] for k in metrics if k.startswith("gain/") and k.count("/") == 1]
+
+
+def _fail_nonfinite(verdict: Verdict, by_split: Mapping[str, Mapping[str, float]]) -> Verdict:
+    """Mark each check with the non-finite predictions its split read (a check on a split the
+    gate does not name, like E's "val-ood", read every split), so such predictions fail it."""
+    counts = {sp: int(m.get("nonfinite", 0)) for sp, m in by_split.items()}
+    for c in verdict.checks:
+        c.nonfinite = counts[c.split] if c.split in counts else sum(counts.values())
+    return verdict
 
 
 def _num(x: Any) -> Any:

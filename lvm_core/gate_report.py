@@ -67,6 +67,19 @@ def summary_line(result: BatteryResult) -> str:
             f"(pass needs all {n}){'; ' + rel if rel else ''}; baselines: {base}")
 
 
+def nonfinite_line(result: BatteryResult) -> str:
+    """"non-finite predictions: model val 740, ood 789" when any predictor made one, else ""."""
+    parts = []
+    for p in result.predictors:
+        counts = result.nonfinite(p)
+        if any(counts.values()):
+            parts.append(f"{p} " + ", ".join(f"{sp} {n} of {result.splits[sp]['samples']}" for sp, n in counts.items()))
+    if not parts:
+        return ""
+    return ("non-finite predictions: " + "; ".join(parts)
+            + " (NaN, inf or zero norm: scored cos 0, ranked last, and every check that reads one fails)")
+
+
 def console_table(result: BatteryResult, color: bool = False) -> str:
     preds = result.predictors
     header = ["gate", "split", "metric", "rule", *preds, "verdict"]
@@ -94,12 +107,16 @@ def console_table(result: BatteryResult, color: bool = False) -> str:
     lines += ["", "(✓/✗ after a value: that predictor passes/fails the check; samples per split: "
               + ", ".join(f"{k} {v['samples']} from {v['articles']} articles" for k, v in result.splits.items()) + ")",
               summary]
+    if nonfinite_line(result):
+        lines.append(nonfinite_line(result))
     return "\n".join(lines)
 
 
 def markdown(result: BatteryResult, title: str = "5CAT gate battery", about: dict[str, Any] | None = None) -> str:
     preds = result.predictors
     out = [f"# {title}", "", f"**{summary_line(result)}**", ""]
+    if nonfinite_line(result):
+        out += [f"**{nonfinite_line(result)}**", ""]
     for k, v in (about or {}).items():
         out.append(f"- {k}: {v}")
     cfg = result.config

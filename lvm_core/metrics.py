@@ -4,6 +4,13 @@ and the rank of the target among the chunks of its own article (with chance leve
 All functions take numpy arrays; predictions and vectors need not be unit-norm (they are
 normalised here). They are shared by the trainer's validation, the diagnostics' baselines and
 the 5CAT gates, so one definition serves every screen.
+
+A prediction without a direction (a non-finite entry, or zero norm: its normalised form is
+0/0) cannot be scored honestly, and NaN comparisons are false, which once made every rank 1.
+`unit_predictions` turns such rows into zero vectors and counts them: a zero row has cos 0 to
+everything and, with ties counted against the target, ranks last among its candidates. Every
+report shows the count ("non-finite predictions: N") and every check that reads such a
+prediction fails (lvm_core/evaluation.py).
 """
 
 from __future__ import annotations
@@ -13,6 +20,19 @@ from typing import Any
 import numpy as np
 
 from .store import ArticleStore, l2_normalize
+
+
+def unit_predictions(pred: np.ndarray, eps: float = 1e-12) -> tuple[np.ndarray, np.ndarray]:
+    """(unit rows float32, mask of rows without a direction). Rows with a non-finite entry or a
+    norm <= eps (computed in float64, so huge finite rows do not overflow) become zero rows."""
+    x = np.asarray(pred, dtype=np.float32)
+    finite = np.all(np.isfinite(x), axis=-1)
+    x = np.where(finite[..., None], x, np.float32(0))
+    norms = np.linalg.norm(x.astype(np.float64), axis=-1, keepdims=True)
+    bad = ~finite | ~(norms[..., 0] > eps) | ~np.isfinite(norms[..., 0])
+    unit = (x / np.where(bad[..., None], 1.0, norms)).astype(np.float32)
+    unit[bad] = 0.0
+    return unit, bad
 
 
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -59,23 +79,27 @@ def within_article_ranks_both(
     5CAT) and "without_context" (the `context_len` chunks just before the target removed, the
     fairer set: copying the last chunk then cannot hide the target behind its own context).
 
-    rank = 1 + #{candidates c : cos(pred, c) > cos(pred, target)}: ties count in the target's
-    favour, as in the original.
+    rank = #{candidates c : cos(pred, c) >= cos(pred, target)}, the target included: ties count
+    AGAINST the target (docs/5cat.md says why), so a prediction that ties everything, such as a
+    zero or non-finite one, ranks last rather than first. The target's own similarity is read
+    from the same product as the candidates', so it never ties with itself by rounding.
     """
-    pred = l2_normalize(pred)
+    pred = unit_predictions(pred)[0]
     n = len(target_rows)
     rank_all, rank_open = np.zeros(n, np.int64), np.zeros(n, np.int64)
     n_all, n_open = np.zeros(n, np.int64), np.zeros(n, np.int64)
     for members, local_t, cand in blocks if blocks is not None else article_blocks(store, target_rows):
         sims = pred[members] @ cand.T
-        better = sims > sims[np.arange(len(members)), local_t][:, None]
+        own = sims[np.arange(len(members)), local_t]
+        at_least = sims >= own[:, None]  # the target itself counts once
         cols = local_t[:, None] - np.arange(1, context_len + 1)[None, :]
         inside = cols >= 0  # a window near the article start has fewer chunks before it
-        ctx_better = np.take_along_axis(better, np.maximum(cols, 0), axis=1) & inside
-        rank_all[members] = 1 + better.sum(axis=1)
-        rank_open[members] = rank_all[members] - ctx_better.sum(axis=1)
+        ctx_at_least = np.take_along_axis(at_least, np.maximum(cols, 0), axis=1) & inside
+        scored = np.isfinite(own)  # defensive: a NaN similarity ranks last
         n_all[members] = cand.shape[0]
         n_open[members] = cand.shape[0] - inside.sum(axis=1)
+        rank_all[members] = np.where(scored, at_least.sum(axis=1), cand.shape[0])
+        rank_open[members] = np.where(scored, rank_all[members] - ctx_at_least.sum(axis=1), n_open[members])
     return {"article": (rank_all, n_all), "without_context": (rank_open, n_open)}
 
 
@@ -119,8 +143,10 @@ def prediction_metrics(
 ) -> dict[str, Any]:
     """The standard validation numbers for one set of predictions on windows of `store`:
     cos (to the target), margin (over the last context chunk), R@1/R@5/MRR within the article
-    (all chunks as candidates, as the original) with chance levels."""
+    (all chunks as candidates, as the original) with chance levels, and `nonfinite`: the number
+    of predictions without a direction (scored cos 0, ranked last; see unit_predictions)."""
     target_rows = np.asarray(target_rows, dtype=np.int64)
+    pred, bad = unit_predictions(pred)
     tgt = store.gather(target_rows)
     last = store.gather(target_rows - 1)
     ranks, n = within_article_ranks(store, pred, target_rows)
@@ -130,4 +156,5 @@ def prediction_metrics(
         "cos_last": float(np.mean(cosine_rows(pred, last))),
     }
     out.update(rank_summary(ranks, n))
+    out["nonfinite"] = float(bad.sum())
     return out

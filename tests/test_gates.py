@@ -59,11 +59,15 @@ def test_retrieval_ranks_and_candidate_sets(basis):
     b = res.metrics["B"]["val"]
     assert b["model"]["article/R@1"] == 1.0 and b["model"]["without_context/MRR"] == 1.0
     # copy-last's prediction is the last context chunk; on one-hot chunks the target's cos is 0,
-    # tied with every other non-last chunk, so ties count in its favour: rank 2 with the whole
-    # article (the last chunk beats it), rank 1 once the context is removed
-    assert b["copy_last"]["article/R@1"] == 0.0 and b["copy_last"]["article/R@5"] == 1.0
-    assert b["copy_last"]["article/MRR"] == pytest.approx(0.5)
-    assert b["copy_last"]["without_context/R@1"] == 1.0
+    # tied with every chunk but the last, and ties count AGAINST the target: it ranks last in
+    # both candidate sets (the case: cos 0 to the target once gave R@1 = 1)
+    s0 = draw_samples("val", basis, make_windows(basis).target_rows, samples=100, horizon=3, context_len=5,
+                      seed=0, legacy=False)
+    n = basis.lengths[basis.row_article[s0.rows]]
+    assert b["copy_last"]["article/R@1"] == 0.0 and b["copy_last"]["article/R@5"] == 0.0
+    assert b["copy_last"]["article/MRR"] == pytest.approx(np.mean(1 / n))
+    assert b["copy_last"]["without_context/R@1"] == 0.0
+    assert b["copy_last"]["without_context/MRR"] == pytest.approx(np.mean(1 / (n - 5)))
     s = res.splits["val"]
     assert s["samples"] == b["model"]["samples"]
     # chance: 1/n per sample, n = article length (whole) or length - 5

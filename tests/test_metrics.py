@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lvm_core.metrics import (cosine_rows, margin_rows, prediction_metrics, rank_summary,
+from lvm_core.metrics import (cosine_rows, margin_rows, prediction_metrics, rank_summary, unit_predictions,
                               within_article_ranks, within_article_ranks_both)
 from lvm_core.store import write_store
 
@@ -68,3 +68,31 @@ def test_prediction_metrics_of_copy_last_by_hand(line_store):
     c30 = np.cos(np.deg2rad(30))
     assert out["cos"] == pytest.approx(c30) and out["cos_last"] == pytest.approx(1.0)
     assert out["margin"] == pytest.approx(c30 - 1.0)
+
+
+def test_ties_count_against_the_target(line_store):
+    # prediction at 45 degrees, target at 60 (row 2): chunk 30 ties it exactly (both 15 degrees off)
+    p45 = np.array([[np.cos(np.deg2rad(45)), np.sin(np.deg2rad(45)), 0.0]])
+    ranks, n = within_article_ranks(line_store, p45, np.array([2]))
+    assert ranks.tolist() == [2] and n.tolist() == [4]
+
+
+@pytest.mark.parametrize("fill", [0.0, np.nan, np.inf])
+def test_degenerate_predictions_rank_last_with_cos_0(line_store, fill):
+    """The trainer's val numbers (prediction_metrics): a zero or non-finite prediction has no
+    direction, so it scores cos 0, ranks last in both candidate sets and is counted."""
+    rows = np.array([2, 3, 5])
+    pred = np.full((3, 3), fill)
+    out = prediction_metrics(line_store, pred, rows, context_len=2)
+    assert out["cos"] == 0.0 and out["margin"] == 0.0 and out["R@1"] == 0.0 and out["R@5"] == 1.0  # 4 and 3 candidates
+    assert out["MRR"] == pytest.approx((1 / 4 + 1 / 4 + 1 / 3) / 3) and out["nonfinite"] == 3.0
+    both = within_article_ranks_both(line_store, pred, rows, context_len=2)
+    assert both["article"][0].tolist() == [4, 4, 3]
+    assert both["without_context"][0].tolist() == [2, 2, 2] and both["without_context"][1].tolist() == [2, 2, 2]
+
+
+def test_unit_predictions_mask():
+    x = np.array([[3.0, 4.0], [0.0, 0.0], [np.nan, 1.0], [1e30, 1e30], [1e-20, 0.0]], dtype=np.float32)
+    unit, bad = unit_predictions(x)
+    assert bad.tolist() == [False, True, True, False, True]
+    assert np.allclose(unit[0], [0.6, 0.8]) and np.allclose(unit[3], [2 ** -0.5] * 2) and not unit[1:3].any()
