@@ -83,7 +83,9 @@ class TrainConfig:
     deterministic: bool = False
     compile: bool = False  # torch.compile the model and loss terms (lvm_core/compiled.py; for GPUs)
     log_every: int = 20
-    select_metric: str = "val/margin"
+    # val/cos: a prediction far from everything (cos ~0 to all) cannot win it, as it won val/margin
+    # (the quickstart's epoch 1: margin ~0, cos 0.41 below copy-last); docs/5cat.md
+    select_metric: str = "val/cos"
     select_mode: str = "max"
     early_stop_metric: str = ""  # "" = off
     early_stop_mode: str = "max"
@@ -189,7 +191,7 @@ class RunResult:
 def metric_names(splits: Iterable[str], loss_names: Iterable[str], gates: bool = False) -> set[str]:
     """Names a run is sure to log, for checking select/early-stop metrics before anything runs.
     (Strategies may log more terms; those are accepted at run time.)"""
-    per_split = ("cos", "margin", "cos_last", "R@1", "R@5", "MRR")
+    per_split = ("cos", "margin", "cos_last", "R@1", "R@5", "MRR", "nonfinite")
     names = {"loss", *(f"loss/{n}" for n in loss_names)}
     names |= {f"train/{n}" for n in names}
     for s in splits:
@@ -330,6 +332,12 @@ def evaluate(model: nn.Module, eval_sets: Sequence[EvalSet], device: torch.devic
             preds_out[es.name] = pred
         out.update(split_metrics(es.name, es.windows, pred))
     return out
+
+
+def has_nonfinite(metrics: dict[str, float]) -> bool:
+    """Whether the model made any prediction without a direction on an eval split
+    ("<split>/nonfinite" > 0): such an evaluation is never selected as best, whatever the metric."""
+    return any(v > 0 for k, v in metrics.items() if k.count("/") == 1 and k.endswith("/nonfinite"))
 
 
 def improved(value: float, best: float | None, mode: str) -> bool:
@@ -621,7 +629,7 @@ def _train(setup: TrainSetup, sinks: Sequence[Sink], stop_event: threading.Event
                 prev_cos = cos if cos is not None else prev_cos
                 selected = _lookup(last_eval, cfg.select_metric)
                 sched.observe(selected)
-                if improved(selected, best["value"], cfg.select_mode):
+                if improved(selected, best["value"], cfg.select_mode) and not has_nonfinite(last_eval):
                     best.update(value=selected, epoch=epoch, step=step)
                     save("best", cfg.select_metric, selected)
                 firings, problems = board.check(epoch, last_eval)
