@@ -61,7 +61,8 @@ def test_run_writes_a_complete_run_and_the_table(tmp_path, capsys):
     assert "A offset sweep" in out and "5CAT (standard): FAIL" in out  # the gate table is printed
     files = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file())
     gens = sorted({f.split("/")[1] for f in files if f.startswith("checkpoints/gen-")})
-    assert [g.rsplit("-", 1)[1] for g in gens][-2:] == ["last", "last"]  # the newest `best` and two newest `last`
+    tags = [g.rsplit("-", 1)[1] for g in gens]
+    assert sorted(tags) == ["best", "last", "last"]  # the newest `best` and the two newest `last`
     files = [f for f in files if not f.startswith("checkpoints/gen-")]
     assert files == [".lock", "checkpoints/best.safetensors", "checkpoints/last.safetensors", "eval_samples.npz", "events.jsonl", "gates.json", "metrics.jsonl", "plan.resolved.json",
                      "plan.toml", "report.md", "run.json", "split.json"]
