@@ -48,6 +48,14 @@ SCHEMA_VERSION = 1
 DEFAULT_GATES = ("A", "B", "C", "D", "E", "vs_baselines")
 BASELINES = ("copy_last", "context_mean", "oracle")
 MODEL = "model"
+#: the metrics the original 5CAT printed, per gate (our names); legacy gates.json holds only these
+LEGACY_KEYS = {
+    "A": ("k=-3", "k=-2", "k=-1", "k=0", "k=+1", "k=+2", "k=+3", "margin", "samples"),
+    "B": ("R@1", "R@5", "MRR", "samples"),
+    "C": ("shuffled", "reversed", "loo_avg", "repeat_last", "cross_article", "samples"),
+    "D": ("avg_cos", "samples"),
+    "E": ("low_mean", "normal_mean", "low_n", "normal_n"),
+}
 #: offsets of gate A; ours count from the last context row, legacy from the target row
 OFFSETS = (-3, -2, -1, 0, 1, 2, 3)
 
@@ -566,7 +574,7 @@ class BatteryResult:
                     "passed": self.verdicts[MODEL][g.key].passed,
                     "note": self.verdicts[MODEL][g.key].note,
                     "checks": [c.to_json() for c in self.verdicts[MODEL][g.key].checks],
-                    "metrics": _clean(self.metrics[g.key]),
+                    "metrics": _clean(self._json_metrics(g.key)),
                 }
                 for g in self.gates
             },
@@ -575,10 +583,18 @@ class BatteryResult:
                 p: {"passed": self.passed_for(p), "score": self.score(p),
                     "gates": {k: v.passed for k, v in self.verdicts[p].items()},
                     "checks": {k: [c.to_json() for c in v.checks] for k, v in self.verdicts[p].items()}}
-                for p in self.predictors if p != MODEL
+                for p in self.predictors if p != MODEL and not self.config.get("legacy")
             },
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
+
+    def _json_metrics(self, gate: str) -> dict[str, Any]:
+        """A gate's metrics for gates.json; in legacy mode only what the original reported
+        (the model's numbers under LEGACY_KEYS), so an old report and a new one compare key by key."""
+        if not self.config.get("legacy") or gate not in LEGACY_KEYS:
+            return self.metrics[gate]
+        return {split: {MODEL: {k: by_pred[MODEL][k] for k in LEGACY_KEYS[gate] if k in by_pred[MODEL]}}
+                for split, by_pred in self.metrics[gate].items()}
 
     def relative_summary(self, predictor: str = MODEL) -> dict[str, Any] | None:
         """The relative verdict of `predictor` per split, for the score line, gates.json and the

@@ -145,3 +145,18 @@ def test_legacy_takes_the_first_n_windows_per_gate(tmp_path):
     assert s.rows[s.subset("D")].tolist()[:5] == [5, 6, 7, 8, 9] and s.rows[s.subset("D")][5] >= 15
     res = run_battery(lambda c: c[:, -1, :], {"val": (store, rows)}, default_gates(), samples=7, legacy=True)
     assert res.to_json()["mode"] == "legacy" and res.splits["val"]["gate_samples"]["D"] == 7
+
+
+def test_legacy_json_holds_only_what_the_original_reported(tmp_path):
+    from lvm_core.evaluation import LEGACY_KEYS
+
+    store = walk_store(tmp_path / "walk")
+    splits = {"val": (store, make_windows(store).target_rows), "ood": (store, make_windows(store).target_rows)}
+    doc = run_battery(lambda c: c[:, -1, :], splits, default_gates(), samples=30, legacy=True).to_json()
+    assert doc["baselines"] == {}
+    for gate, keys in LEGACY_KEYS.items():
+        for split in ("val", "ood"):
+            assert list(doc["gates"][gate]["metrics"][split]) == ["model"]
+            assert set(doc["gates"][gate]["metrics"][split]["model"]) == set(keys)
+    ours = run_battery(lambda c: c[:, -1, :], splits, default_gates(), samples=30).to_json()
+    assert "without_context/R@1" in ours["gates"]["B"]["metrics"]["val"]["model"] and ours["baselines"]

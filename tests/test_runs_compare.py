@@ -93,7 +93,7 @@ def test_rows_come_from_the_runs_files(runs):
 def test_best_picks_the_evaluation_of_the_best_epoch(runs):
     info = json.loads((runs[0] / "run.json").read_text())
     row = run_row(runs[0], at="best")
-    assert row["epoch"] == info["best"]["epoch"] and row["val/margin"] == pytest.approx(info["best"]["value"])
+    assert row["epoch"] == info["best"]["epoch"] and row[info["best"]["metric"]] == pytest.approx(info["best"]["value"])
 
 
 def test_plan_diff_names_exactly_what_changed(runs):
