@@ -81,7 +81,7 @@ def test_stop_ends_the_run_after_the_firing_epoch(tmp_path, store, monkeypatch):
 
 
 def test_rollback_restores_the_best_weights_and_lowers_the_weight_afterwards(tmp_path, store, monkeypatch):
-    script(monkeypatch, [{"val/cos": 0.6, "val/margin": 0.3},   # best (select on val/margin)
+    script(monkeypatch, [{"val/cos": 0.6, "val/margin": 0.3},   # best (select on val/cos, the default)
                          {"val/cos": 0.4, "val/margin": 0.1},   # drop 0.2: roll back to epoch 1, guard x0.5
                          {"val/cos": 0.52, "val/margin": 0.1}])  # drop 0.08 from the *restored* 0.6: fires again
     setup = _setup(tmp_path, store, [Tripwire(Condition.parse("val/cos drop > 0.05"), "rollback",
@@ -110,7 +110,7 @@ def test_rollback_restores_the_best_weights_and_lowers_the_weight_afterwards(tmp
     assert {e: sorted(round(w, 9) for w in ws) for e, ws in seen["w"].items()} == {1: [0.4], 2: [0.4], 3: [0.2]}
     alerts = _alerts(setup.run.path)
     assert [a["epoch"] for a in alerts] == [2, 3]
-    assert "restored the best checkpoint (epoch 1, val/margin = 0.3000); weight of guard x0.5 (now 0.2 at epoch 3)" \
+    assert "restored the best checkpoint (epoch 1, val/cos = 0.6000); weight of guard x0.5 (now 0.2 at epoch 3)" \
         in alerts[0]["message"]
     assert "went from 0.6000 to 0.5200" in alerts[1]["message"]
     assert setup.losses[1].scale == pytest.approx(0.25)
@@ -119,7 +119,7 @@ def test_rollback_restores_the_best_weights_and_lowers_the_weight_afterwards(tmp
 def test_rollback_before_any_best_checkpoint_only_lowers(tmp_path, store, monkeypatch):
     script(monkeypatch, [{"val/cos": 0.2, "val/margin": float("nan")}, {"val/cos": 0.1, "val/margin": float("nan")}])
     setup = _setup(tmp_path, store, [Tripwire(Condition.parse("val/cos < 0.3"), "rollback", lower=Lower("mse", 0.1),
-                                              once=True)], epochs=2)
+                                              once=True)], epochs=2, select_metric="val/margin")  # NaN: no best
     train(setup)
     (alert,) = _alerts(setup.run.path)
     assert alert["epoch"] == 1 and "no best checkpoint yet, weights kept; weight of mse x0.1" in alert["message"]
