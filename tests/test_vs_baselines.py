@@ -119,5 +119,8 @@ def test_a_nan_model_reports_nan_bounds_and_fails(tmp_path):
     store = walk_store(tmp_path / "w")
     res = _battery(lambda c: np.full((c.shape[0], c.shape[2]), np.nan, np.float32), store, store, samples=100)
     m = res.metrics["vs_baselines"]["val"]["model"]
-    assert math.isnan(m["gain/copy_last/lo"]) and res.verdicts["model"]["vs_baselines"].passed is False
-    assert res.to_json()["beats_baselines"]["splits"]["val"]["lo"] is None
+    # a NaN prediction is scored cos 0 (lvm_core.metrics.unit_predictions) and counted: every check fails
+    n = res.splits["val"]["samples"]
+    assert m["nonfinite"] == n and m["gain/copy_last/lo"] < 0
+    assert res.verdicts["model"]["vs_baselines"].passed is False
+    assert all(c.nonfinite == n for c in res.verdicts["model"]["vs_baselines"].checks)
