@@ -196,7 +196,7 @@ async def test_runs_screen_compares_two_runs_and_resumes_a_stopped_one(tmp_path,
         table = app.query_one("#runs-table", DataTable)
         rows = {table.get_row_at(i)[1]: table.get_row_at(i) for i in range(table.row_count)}
         assert set(rows) == {"a-1", "b-1", "broken-1"}
-        assert rows["a-1"][3] == "margin +0.120" and rows["a-1"][4] == "5 pass"
+        assert rows["a-1"][3] == "mlp" and str(rows["a-1"][4]) == "0.620" and rows["a-1"][7] == "5 pass"
         assert "broken-1: run.json: not valid JSON" in str(app.query_one("#runs-message", Static).render())
         table.focus()
         for name in ("a-1", "b-1"):

@@ -32,6 +32,13 @@ class RunInfo:
     gate_score: int | None = None
     gate_passed: bool | None = None
     problem: str | None = None
+    arch: str = ""  # the model, from plan.toml
+    val: dict[str, Any] = field(default_factory=dict)  # the last evaluation's metrics
+
+    def val_text(self, key: str) -> str:
+        """One number of the last evaluation (`val/cos`, `val/copy_last/cos`, ...) or '-'."""
+        value = self.val.get(key)
+        return f"{value:.3f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
 
     @property
     def best_text(self) -> str:
@@ -67,6 +74,10 @@ def read_run(path: Path) -> RunInfo:
     info.duration_s = float(dur) if isinstance(dur, (int, float)) else None
     best = run.get("best")
     info.best = best if isinstance(best, dict) else {}
+    info.arch = str((read_plan(path).get("model") or {}).get("arch", ""))
+    evals = [r for r in read_jsonl(path / "metrics.jsonl") if r.get("kind") == "EvalDone"]
+    metrics = evals[-1].get("metrics") if evals else None
+    info.val = metrics if isinstance(metrics, dict) else {}
     gates = path / "gates.json"
     if gates.is_file():
         try:

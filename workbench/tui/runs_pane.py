@@ -76,7 +76,7 @@ class RunsPane(Vertical):
     def on_mount(self) -> None:
         plot = self.query_one("#compare-plot", PlotWidget)
         plot.margin_top, plot.margin_bottom = 0, 1
-        self.query_one("#runs-table", DataTable).add_columns("", "run", "status", "best", "5CAT", "time", "started")
+        self.query_one("#runs-table", DataTable).add_columns("", "run", "status", "model", "val cos", "copy-last", "ctx-mean", "5CAT", "time", "started")
         self.refresh_runs()
 
     def refresh_runs(self) -> None:
@@ -91,7 +91,12 @@ class RunsPane(Vertical):
             gate = "-" if r.gate_score is None else f"{r.gate_score} {'pass' if r.gate_passed else 'fail'}"
             status = Text(r.status, style={"completed": "green", "failed": "red", "diverged": "red",
                                            "stopped": "yellow", "running": "cyan"}.get(r.status, ""))
-            table.add_row("*" if r.path in self.marked else "", r.path.name, status, r.best_text, gate,
+            cos = r.val.get("val/cos")
+            beats = [r.val.get(f"val/{b}/cos") for b in ("copy_last", "context_mean")]
+            ahead = isinstance(cos, (int, float)) and all(isinstance(b, (int, float)) and cos > b for b in beats)
+            table.add_row("*" if r.path in self.marked else "", r.path.name, status, r.arch or "-",
+                          Text(r.val_text("val/cos"), style="green" if ahead else ""),
+                          r.val_text("val/copy_last/cos"), r.val_text("val/context_mean/cos"), gate,
                           format_eta(r.duration_s) if r.duration_s is not None else "-", r.started[:19],
                           key=str(r.path))
         if self.runs:

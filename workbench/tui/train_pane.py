@@ -20,6 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Label, ProgressBar, RichLog, Sparkline, Static
 from textual_plot import PlotWidget
 
+from .charts import padded_limits
 from .rundirs import curves
 
 LINE_STYLES = ["bright_cyan", "bright_magenta", "bright_yellow", "bright_green", "bright_red", "bright_blue", "white"]
@@ -88,9 +89,9 @@ class TrainPane(Vertical):
                 yield Label("", id="val-title", classes="chart-title")
                 yield PlotWidget(id="val-plot", allow_pan_and_zoom=False)
         with Horizontal(id="train-sparks"):
-            yield Label("loss", classes="spark-label")
+            yield Label("loss", id="loss-spark-label", classes="spark-label")
             yield Sparkline([], id="loss-spark")
-            yield Label("margin", classes="spark-label")
+            yield Label("margin", id="margin-spark-label", classes="spark-label")
             yield Sparkline([], id="margin-spark")
         with Horizontal(id="train-bottom"):
             yield DataTable(id="epoch-table", cursor_type="row", zebra_stripes=True)
@@ -98,8 +99,18 @@ class TrainPane(Vertical):
 
     def on_mount(self) -> None:
         self.query_one("#epoch-table", DataTable).add_columns(*EPOCH_COLUMNS)
+        loss_plot, val_plot = self.query_one("#loss-plot", PlotWidget), self.query_one("#val-plot", PlotWidget)
+        loss_plot.set_xlabel("step")
+        loss_plot.set_ylabel("loss")
+        val_plot.set_xlabel("epoch")
+        val_plot.set_ylabel(f"val {self.chart}")
         self._set_val_title()
         self.set_interval(REDRAW_S, self._redraw_if_dirty)
+
+    def first_focus(self) -> Any:
+        """Where the focus goes when the screen is shown: the epoch table (the charts' own
+        zoom and pan keys would fill the footer)."""
+        return self.query_one("#epoch-table", DataTable)
 
     # ---- state ---------------------------------------------------------------------------
     def reset(self, source: str) -> None:
@@ -191,11 +202,15 @@ class TrainPane(Vertical):
         m = rec.get("metrics", {})
         epoch = rec.get("epoch")
         loss = self.epoch_loss.get(epoch)
-        self.query_one("#epoch-table", DataTable).add_row(
+        table = self.query_one("#epoch-table", DataTable)
+        following = table.cursor_row >= table.row_count - 1  # on the newest row (or none yet): keep following
+        table.add_row(
             str(epoch), str(rec.get("step")), _fmt(loss, ".4f"), _fmt(m.get("val/cos")), _fmt(m.get("val/margin"), "+.3f"),
             _fmt(m.get("val/copy_last/cos")), _fmt(m.get("val/context_mean/cos")), _fmt(m.get("val/R@1")),
         )
         self.epochs_shown += 1
+        if following:
+            table.move_cursor(row=table.row_count - 1, animate=False)
 
     def rate_and_eta(self) -> tuple[float | None, float | None]:
         """Steps per second since the first logged step, and the seconds left at that rate."""
@@ -278,7 +293,7 @@ class TrainPane(Vertical):
             keys.append((name, style))
         self._title("#loss-title", "loss by step", keys if len(keys) > 1 else [])
         if "loss" in losses:
-            self.query_one("#loss-spark", Sparkline).data = losses["loss"][1][-60:]
+            self._spark("loss", losses["loss"][1][-60:], ".3g")
 
     def _draw_val(self, evals: dict[str, tuple[list[float], list[float]]]) -> None:
         val_plot = self.query_one("#val-plot", PlotWidget)
@@ -293,9 +308,20 @@ class TrainPane(Vertical):
                 if b:
                     val_plot.plot(span, [b[1][-1]] * 2, line_style=style, label=base.replace("_", "-"))
                     keys.append(({"copy_last": "copy-last", "context_mean": "ctx-mean"}[base], style))
+            shown = list(model[1]) + [evals[f"val/{b}/{self.chart}"][1][-1] for b, _ in BASELINES
+                                      if evals.get(f"val/{b}/{self.chart}")]
+            val_plot.set_ylimits(*padded_limits(shown))  # every baseline inside the axes, drawn
+            val_plot.set_ylabel(f"val {self.chart}")
             val_plot.plot(*model, line_style="bright_cyan", label="model")
             val_plot.scatter(*model, marker="●", marker_style="bright_cyan")  # one epoch is one point
             keys.insert(0, ("model", "bright_cyan"))
         self._set_val_title(keys)
         if "val/margin" in evals:
-            self.query_one("#margin-spark", Sparkline).data = evals["val/margin"][1][-60:]
+            self._spark("margin", evals["val/margin"][1][-60:], "+.3f")
+
+    def _spark(self, name: str, values: list[float], spec: str) -> None:
+        """A trend bar and its label with the range it spans: the bar always fills its height,
+        so -0.004..-0.003 would look like a collapse without the numbers beside it."""
+        self.query_one(f"#{name}-spark", Sparkline).data = values
+        label = f"{name} {min(values):{spec}}..{max(values):{spec}}" if values else name
+        self.query_one(f"#{name}-spark-label", Label).update(label, layout=False)
