@@ -165,7 +165,7 @@ def test_a_killed_torchrun_job_resumes_to_the_weights_of_an_uninterrupted_one(re
     assert killed.returncode != 0
     run = root / "killed"
     assert (run / "killed").exists()
-    assert json.loads((run / "run.json").read_text())["status"] == "running"
+    assert json.loads((run / "run.json").read_text())["status"] in ("running", "failed")  # rank 0 records the failure it saw
     assert [e["epoch"] for e in lines(run, "metrics.jsonl") if e["kind"] == "EpochEnded"] == [1]
 
     resumed = torchrun(["--resume", str(run)], cwd=root)
