@@ -92,6 +92,8 @@ def paired_intervals(diffs: np.ndarray, articles: np.ndarray, *, resamples: int 
         raise ValueError(f"expected 0 < level < 1 and resamples >= 1, got {level} and {resamples}")
     n = d.shape[1]
     nan = float("nan")
+    if d.shape[0] == 0:  # nothing to compare with (a battery run without baselines)
+        return []
     if n == 0:
         return [Interval(nan, nan, nan, level, 0, 0) for _ in range(d.shape[0])]
     _, group = np.unique(articles, return_inverse=True)

@@ -98,3 +98,14 @@ def test_rounding_noise_is_a_tie():
     """Differences within 1e-6 (float32 cosine rounding) count as 0, so they never beat anything."""
     iv = paired_intervals(np.array([5e-9, 3e-8, 1e-7]), np.array([0, 1, 2]))[0]
     assert (iv.mean, iv.lo, iv.hi) == (0.0, 0.0, 0.0) and not iv.above_zero
+
+
+def test_no_baselines_give_no_intervals_and_the_relative_gate_cannot_pass():
+    """A battery run without baselines (run_battery(..., baselines=())) has nothing to compare:
+    no intervals, no checks, so vs_baselines reports "could not run" (None), never a pass."""
+    from lvm_plugins.gates import BeatsBaselines
+
+    assert paired_intervals(np.zeros((0, 4)), np.array([0, 0, 1, 1])) == []
+    gate = BeatsBaselines(min_lower=0.0, level=0.95, resamples=50, seed=0)
+    verdict = gate.judge({"val": {"cos": 1.0, "samples": 4.0, "articles": 2.0}})
+    assert verdict.passed is None
