@@ -8,6 +8,8 @@ this one process:
 
   open        ArticleStore.open with its structural checks (warm page cache)
   windows     the seeded 80/10/10 article split and the train windows built from it
+  fit         the per-run fit of ridge and frame weights (streamed normal equations), its time
+              and peak RSS; with --dense-fit also the dense fit it replaced
   data epoch  one full epoch of train batches gathered the trainer's way (BatchSource over the
               shuffled windows), with the peak resident memory (VmHWM, reset before) against the
               target 1.3 x store bytes + model + AdamW state (params, grads, two moments)
@@ -39,6 +41,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lvm_core.device import select_device  # noqa: E402
+from lvm_core.fitted_baselines import MAX_FIT_WINDOWS  # noqa: E402
 from lvm_core.evaluation import resolve_gates, run_battery, torch_predictor  # noqa: E402
 from lvm_core.models import TransformerVectorPredictor, count_parameters  # noqa: E402
 from lvm_core.rundir import RunDir  # noqa: E402
@@ -133,6 +136,30 @@ def data_epoch(train_w: Windows, batch: int, device: torch.device) -> tuple[floa
     return time.perf_counter() - t, peak_rss()
 
 
+def baseline_fit(train_w: Windows, dense: bool) -> tuple[float, int, float]:
+    """Seconds and peak RSS of the per-run fit of ridge and frame weights on the train windows
+    (lvm_core.train.fit_eval_baselines: normal equations streamed over chunks of windows), or
+    with `dense` of the dense reference it replaced (the capped windows gathered whole, ridge
+    by select_ridge_alpha + RidgeBaseline.fit on the design matrix). Also the chosen alpha."""
+    from lvm_core.baselines import RidgeBaseline, select_ridge_alpha
+    from lvm_core.fitted_baselines import fit_rows
+    from lvm_core.train import fit_eval_baselines
+
+    gc.collect()
+    reset_peak()
+    t = time.perf_counter()
+    if dense:
+        keep = fit_rows(len(train_w), 0)
+        part = train_w if keep is None else train_w.subset(keep)
+        ctx, tgt = part.batch()
+        alpha, _ = select_ridge_alpha(ctx, tgt, part.article_pos, seed=0)
+        RidgeBaseline().fit(ctx, tgt, alpha=alpha)
+        del ctx, tgt
+    else:
+        alpha = fit_eval_baselines(train_w, 0).record["ridge"]["alpha"]
+    return time.perf_counter() - t, peak_rss(), alpha
+
+
 def train_rate(name: str, params: dict, train_w: Windows, eval_w: Windows, device: torch.device, reason: str,
                steps: int, batch: int, bf16: bool, tmp: Path) -> tuple[float, int, int]:
     """samples/s of the real training loop over `steps` steps (after the first log point), its
@@ -213,6 +240,8 @@ def main() -> None:
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--skip-5cat", action="store_true")
+    ap.add_argument("--dense-fit", action="store_true",
+                    help="also time the dense ridge fit the streamed one replaced (minutes and GiB at D = 768)")
     ap.add_argument("--dir", default=None, help="where to write the synthetic stores (default: a temporary folder)")
     args = ap.parse_args()
     if args.threads:
@@ -245,6 +274,11 @@ def main() -> None:
             secs, peak = data_epoch(train_w, args.batch, device)
             print(f"  data epoch (gather only, {len(train_w) // args.batch:,} batches): {secs:.1f} s, "
                   f"{len(train_w) / secs:,.0f} windows/s, peak RSS {gib(peak)}")
+            for dense in (False, True) if args.dense_fit else (False,):
+                secs, peak_f, alpha = baseline_fit(train_w, dense)
+                print(f"  baseline fit ({'dense reference' if dense else 'streamed'}, "
+                      f"{min(len(train_w), MAX_FIT_WINDOWS):,} windows, alpha {alpha:g}): {secs:.1f} s, "
+                      f"peak RSS {gib(peak_f)}")
             eval_w = Windows(store, val_w.target_rows[:2000], 5)
             for name, params in MODELS.items():
                 rate, peak_t, state = train_rate(name, params, train_w, eval_w, device, reason, args.steps, args.batch,

@@ -20,6 +20,13 @@ scored on the same spread samples of each split (the trainer's VAL sample; 1000 
 OOD store), and per-sample cosines are pooled over the seeds into one paired bootstrap interval
 per comparison (lvm_core/bootstrap.py; an article seen by several seeds is one cluster).
 Output: runs/leaderboard/leaderboard.md and .json. Nothing here is timed.
+
+Settings for a shared CPU (each is written into every plan copy and into the board): training
+runs one at a time with torch threads 1 (`--threads`), without the 5CAT battery (the board
+scores its own samples; `--keep-gates` keeps it), and `--max-epochs CORPUS=N` shortens the
+recipes on a large corpus: epochs capped at N and every schedule epoch scaled by the same
+factor, so a loss that switches on at epoch 4 of 12 switches on at epoch 1 of 3. Default:
+benchmark=3 (its train part is 6x the demo's, so 3 epochs are more steps than the demo's 15).
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from run_recipes import RECIPES, ROOT, cache_dir, seeded_plan  # noqa: E402
 BASELINES = ("copy_last", "context_mean", "ridge", "frame_weights")
 SPLITS = ("val", "near_ood", "far_ood")
 SAMPLES = 1000
+MAX_EPOCHS = "benchmark=3"
 
 
 def corpora(bench: Path) -> dict[str, dict[str, Path | None]]:
@@ -55,13 +63,61 @@ def corpora(bench: Path) -> dict[str, dict[str, Path | None]]:
     }
 
 
-def train_missing(corpus: str, paths: dict, recipes: list[str], seeds: list[int], out: Path) -> list[Path]:
-    """Run each (recipe, seed) that has no completed run yet; returns the completed run dirs."""
+def shortened(plan: dict, max_epochs: int | None) -> dict:
+    """The plan with at most `max_epochs` epochs, every schedule's epoch keys scaled by the same
+    factor (rounded half up, at least 1, a linear schedule's end kept after its start)."""
+    plan = json.loads(json.dumps(plan))
+    epochs = int(plan.get("train", {}).get("epochs", 1))
+    if max_epochs is None or epochs <= max_epochs:
+        return plan
+    plan["train"]["epochs"] = max_epochs
+
+    def scale(e: int) -> int:
+        return max(1, math.floor(e * max_epochs / epochs + 0.5))
+
+    for loss in plan.get("loss", []):
+        sched = loss.get("schedule")
+        if isinstance(sched, dict):
+            for key in [k for k in sched if k.endswith("epoch")]:
+                sched[key] = scale(int(sched[key]))
+            if "start_epoch" in sched and "end_epoch" in sched:
+                sched["end_epoch"] = max(sched["end_epoch"], sched["start_epoch"] + 1)
+    return plan
+
+
+def board_plan(plan: dict, recipe: Path, seed: int, paths: dict, settings: dict) -> dict:
+    """The recipe as the board trains it: seeded (model and split), pointed at the corpus, with
+    the board's thread count, epoch cap and (unless kept) no 5CAT battery."""
+    plan = shortened(seeded_plan(plan, recipe, seed), settings.get("max_epochs"))
+    plan["data"]["store"] = str(paths["store"])
+    plan["data"]["ood"] = str(paths["near_ood"] or paths["far_ood"])
+    plan["train"]["threads"] = settings["threads"]
+    if not settings["gates"]:
+        plan.pop("gates", None)
+    return plan
+
+
+def parse_max_epochs(text: str) -> dict[str, int]:
+    """"benchmark=3,gitdoc=8" -> {"benchmark": 3, "gitdoc": 8}; exit 2 with one line otherwise."""
+    out: dict[str, int] = {}
+    for item in filter(None, text.split(",")):
+        name, _, n = item.partition("=")
+        if not n.strip().isdigit() or int(n) < 1:
+            print(f"--max-epochs: expected CORPUS=N with N >= 1, got {item!r}", file=sys.stderr)
+            raise SystemExit(2)
+        out[name.strip()] = int(n)
+    return out
+
+
+def train_missing(corpus: str, paths: dict, recipes: list[str], seeds: list[int], out: Path,
+                  settings: dict) -> list[Path]:
+    """Run each (recipe, seed) that has no completed run yet, one at a time; returns the
+    completed run dirs."""
     lvm = str(Path(sys.executable).with_name("lvm-workbench"))
     done = []
-    for name in recipes:
-        recipe = RECIPES / f"{name}.toml"
-        for seed in seeds:
+    for seed in seeds:  # seed-major: a board cut short still has every recipe at the first seeds
+        for name in recipes:
+            recipe = RECIPES / f"{name}.toml"
             run_dir = out / name / f"seed{seed}"
             info = run_dir / "run.json"
             if info.is_file() and json.loads(info.read_text()).get("status") == "completed":
@@ -70,9 +126,7 @@ def train_missing(corpus: str, paths: dict, recipes: list[str], seeds: list[int]
             if run_dir.exists():
                 print(f"{run_dir}: not completed; delete it to rerun", file=sys.stderr)
                 continue
-            plan = seeded_plan(tomllib.loads(recipe.read_text()), recipe, seed)
-            plan["data"]["store"] = str(paths["store"])
-            plan["data"]["ood"] = str(paths["near_ood"] or paths["far_ood"])
+            plan = board_plan(tomllib.loads(recipe.read_text()), recipe, seed, paths, settings)
             plan_path = out / "plans" / f"{name}-s{seed}.toml"
             plan_path.parent.mkdir(parents=True, exist_ok=True)
             plan_path.write_text(tomli_w.dumps(plan))
@@ -209,13 +263,24 @@ def _iv(g: dict) -> str:
     return f"{g['mean']:+.3f} [{g['lo']:+.3f}, {g['hi']:+.3f}]{mark}"
 
 
+def settings_line(settings: dict, epochs: dict[str, list[int]]) -> str:
+    """What the board trained with: the settings of new runs and each recipe's epochs as run."""
+    cap = settings.get("max_epochs")
+    parts = [f"torch threads {settings['threads']}" if "threads" in settings else "",
+             (f"epochs capped at {cap} (schedule epochs scaled)" if cap else "recipes' own epochs") if settings else "",
+             ("5CAT battery kept" if settings.get("gates") else "no 5CAT battery") if settings else ""]
+    trained = ", ".join(f"`{r}` {'/'.join(map(str, e))}" for r, e in sorted(epochs.items()))
+    head = "; ".join(p for p in parts if p)
+    return f"Settings: {head or 'unknown'}. Epochs trained per recipe (each run's run.json): {trained or 'none'}."
+
+
 def markdown(board: dict) -> str:
     lines = []
     for corpus, by_recipe in board.items():
         base = by_recipe.get("_baselines", {})
-        lines += [f"### {corpus}", ""]
+        lines += [f"### {corpus}", "", settings_line(by_recipe.get("_settings", {}), by_recipe.get("_epochs", {})), ""]
         for split in SPLITS:
-            rows = {r: s[split] for r, s in by_recipe.items() if r != "_baselines" and split in s}
+            rows = {r: s[split] for r, s in by_recipe.items() if not r.startswith("_") and split in s}
             if split not in base:
                 continue
             seeds = sorted({str(v["seeds"]) for v in rows.values()}) or ["none trained"]
@@ -245,9 +310,13 @@ def main() -> int:
     ap.add_argument("--train-only", action="store_true", help="train what is missing; score nothing")
     ap.add_argument("--bench-dir", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "leaderboard")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per training run (default 1)")
+    ap.add_argument("--max-epochs", default=MAX_EPOCHS, help=f"CORPUS=N,... epoch caps (default {MAX_EPOCHS}; '' for none)")
+    ap.add_argument("--keep-gates", action="store_true", help="keep each recipe's 5CAT battery after training")
     args = ap.parse_args()
     recipes = [r for r in args.recipes.split(",") if r] or sorted(p.stem for p in RECIPES.glob("*.toml"))
     seeds = [int(s) for s in args.seeds.split(",")]
+    caps = parse_max_epochs(args.max_epochs)
     all_corpora = corpora(args.bench_dir or cache_dir())
     board: dict = {}
     notes: dict[str, list[str]] = {}
@@ -258,13 +327,14 @@ def main() -> int:
             print(f"{corpus}: missing {', '.join(missing)} (see this script's docstring); skipped", file=sys.stderr)
             continue
         out = ROOT / "runs" / f"recipes-{corpus}"
+        settings = {"threads": args.threads, "max_epochs": caps.get(corpus), "gates": args.keep_gates}
         if not args.score_only:
-            train_missing(corpus, paths, recipes, seeds, out)
+            train_missing(corpus, paths, recipes, seeds, out, settings)
         if args.train_only:
             continue
         scorer = Scorer(paths)
         print(f"scoring {corpus}: baselines over seeds {seeds}", flush=True)
-        board[corpus] = {"_baselines": scorer.baselines_only(seeds)}
+        board[corpus] = {"_baselines": scorer.baselines_only(seeds), "_epochs": {}, "_settings": settings}
         for r in recipes:
             runs = [out / r / f"seed{s}" for s in seeds]
             runs = [d for d in runs if (d / "checkpoints" / "last.safetensors").is_file()
@@ -272,6 +342,7 @@ def main() -> int:
             if runs:
                 print(f"scoring {corpus}/{r}: {len(runs)} seed(s)", flush=True)
                 board[corpus][r] = summarise([scorer.score(d) for d in runs])
+                board[corpus]["_epochs"][r] = sorted({int(json.loads((d / "run.json").read_text())["epochs"]) for d in runs})
             if len(runs) < len(seeds):
                 notes.setdefault(corpus, []).append(f"{r}: {len(runs)} of {len(seeds)} seeds completed")
     if args.train_only:

@@ -23,6 +23,8 @@ from .errors import InputError
 from .store import l2_normalize
 
 Predictor = Callable[[np.ndarray], np.ndarray]
+#: the ridge penalties tried on held-out training articles, everywhere ridge chooses its own
+RIDGE_ALPHAS = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
 
 
 def _check_contexts(contexts: np.ndarray, min_len: int = 1) -> np.ndarray:
@@ -93,6 +95,15 @@ class RidgeBaseline:
         self.context_len, self.dim, self.alpha, self.form = length, dim, float(alpha), system.form
         return self
 
+    @classmethod
+    def from_weights(cls, weights: np.ndarray, bias: np.ndarray, *, context_len: int, alpha: float,
+                     form: str) -> "RidgeBaseline":
+        """A fit solved elsewhere (lvm_core/ridge_stream.py): weights (L*D, D), bias (D,)."""
+        fit = cls()
+        fit.weights, fit.bias = np.asarray(weights, np.float32), np.asarray(bias, np.float32)
+        fit.context_len, fit.dim, fit.alpha, fit.form = int(context_len), int(fit.bias.shape[0]), float(alpha), form
+        return fit
+
     def predict_raw(self, contexts: np.ndarray) -> np.ndarray:
         """flatten(contexts) @ weights + bias, not normalised (N, D) float32."""
         if self.weights is None or self.bias is None:
@@ -138,9 +149,27 @@ class _RidgeSystem:
         return sol if self.form == "primal" else self.x.T @ sol
 
 
+def check_alphas(alphas: Sequence[float]) -> None:
+    """One clear error unless `alphas` is a non-empty list of penalties > 0."""
+    if not alphas or any(isinstance(a, bool) or not isinstance(a, (int, float)) or not a > 0 for a in alphas):
+        raise InputError("ridge", f"expected a list of alphas > 0, got {list(alphas)!r}")
+
+
+def heldout_articles(groups: np.ndarray, holdout_fraction: float = 0.2, seed: int = 0) -> np.ndarray:
+    """Mask of the windows whose article is in the seeded `holdout_fraction` of the articles
+    (at least one held out, at least one kept): where ridge's penalty is chosen."""
+    groups = np.asarray(groups)
+    unique = np.unique(groups)
+    if len(unique) < 2:
+        raise InputError("ridge", "choosing alpha needs windows from at least 2 articles")
+    rng = np.random.default_rng(seed)
+    n_hold = min(len(unique) - 1, max(1, int(round(holdout_fraction * len(unique)))))
+    return np.isin(groups, rng.permutation(unique)[:n_hold])
+
+
 def select_ridge_alpha(
     contexts: np.ndarray, targets: np.ndarray, groups: np.ndarray,
-    alphas: Sequence[float] = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0), *,
+    alphas: Sequence[float] = RIDGE_ALPHAS, *,
     holdout_fraction: float = 0.2, seed: int = 0,
 ) -> tuple[float, dict[float, float]]:
     """The penalty with the best mean cosine on held-out groups (articles) of the training data.
@@ -154,14 +183,8 @@ def select_ridge_alpha(
     groups = np.asarray(groups)
     if len(groups) != len(contexts):
         raise InputError("groups", f"expected one group per window ({len(contexts)}), got {len(groups)}")
-    if not alphas or any(isinstance(a, bool) or not isinstance(a, (int, float)) or not a > 0 for a in alphas):
-        raise InputError("ridge", f"expected a list of alphas > 0, got {list(alphas)!r}")
-    unique = np.unique(groups)
-    if len(unique) < 2:
-        raise InputError("ridge", "choosing alpha needs windows from at least 2 articles")
-    rng = np.random.default_rng(seed)
-    n_hold = min(len(unique) - 1, max(1, int(round(holdout_fraction * len(unique)))))
-    held = np.isin(groups, rng.permutation(unique)[:n_hold])
+    check_alphas(alphas)
+    held = heldout_articles(groups, holdout_fraction, seed)
     n, length, dim = contexts.shape
     flat = contexts.reshape(n, length * dim)
     system = _RidgeSystem(flat[~held], targets[~held])

@@ -23,7 +23,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .baselines import BASELINES, RidgeBaseline, select_ridge_alpha
+from .baselines import BASELINES, RIDGE_ALPHAS, RidgeBaseline
+from .ridge_stream import fit_ridge_streamed
 from .errors import InputError
 from .metrics import prediction_metrics, rank_summary, within_article_ranks
 from .store import ArticleStore, l2_normalize
@@ -285,12 +286,9 @@ def pair_order_probe(
 
 # ---- baselines ---------------------------------------------------------------------------
 
-DEFAULT_RIDGE_ALPHAS = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
-
-
 def fit_ridge_on_part(
     store: ArticleStore, split: Split, *, context_len: int, train_part: str = "train", ridge_alpha: float = 0.0,
-    ridge_alphas: Sequence[float] = DEFAULT_RIDGE_ALPHAS, ridge_max_train: int = 20000, seed: int = 0,
+    ridge_alphas: Sequence[float] = RIDGE_ALPHAS, ridge_max_train: int = 20000, seed: int = 0,
 ) -> tuple[RidgeBaseline, dict[str, Any]]:
     """Ridge fitted on (a spread sample of) the windows of `train_part`.
 
@@ -300,14 +298,12 @@ def fit_ridge_on_part(
     train = part_windows(store, split, train_part, context_len)
     _require_windows(train, store, train_part, context_len)
     train = sample_windows(train, ridge_max_train, seed)
-    t_ctx, t_tgt = train.batch()
     record: dict[str, Any] = {"fitted_on": train_part, "train_windows": len(train)}
-    alpha = ridge_alpha
-    if not alpha > 0:
-        alpha, scores = select_ridge_alpha(t_ctx, t_tgt, train.article_pos, ridge_alphas, seed=seed)
+    fit, scores = fit_ridge_streamed(train.batch, np.arange(len(train)), train.article_pos, seed=seed,
+                                     alphas=ridge_alphas, alpha=ridge_alpha if ridge_alpha > 0 else None)
+    if scores:
         record["held_out_train_cos"] = {f"{a:g}": c for a, c in scores.items()}
-    record["alpha"] = alpha
-    fit = RidgeBaseline().fit(t_ctx, t_tgt, alpha=alpha)
+    record["alpha"] = fit.alpha
     record["form"] = fit.form
     return fit, record
 
@@ -315,7 +311,7 @@ def fit_ridge_on_part(
 def baseline_metrics(
     store: ArticleStore, split: Split, *, context_len: int, part: str = "val", train_part: str = "train",
     max_samples: int = 5000, ridge: bool = True, ridge_alpha: float = 0.0,
-    ridge_alphas: Sequence[float] = DEFAULT_RIDGE_ALPHAS, ridge_max_train: int = 20000, seed: int = 0,
+    ridge_alphas: Sequence[float] = RIDGE_ALPHAS, ridge_max_train: int = 20000, seed: int = 0,
 ) -> dict[str, Any]:
     """cos, margin over c_last, and within-article rank (with chance) of each baseline on a part.
 

@@ -46,7 +46,7 @@ from .exact_stop import StepMark, abortable
 from .errors import PluginFault
 from .failures import failure_reason, keep_traceback, record_failure
 from .events import Alert, CheckpointSaved, EpochEnded, EvalDone, Event, GatesDone, RunEnded, RunStarted, Sink, StepLogged
-from .fitted_baselines import FITTED_BASELINES, fit_baselines, fit_rows
+from .fitted_baselines import FITTED_BASELINES, fit_baselines_streamed
 from .metrics import prediction_metrics
 from .paired_eval import SAMPLES_FILE, PairedEval
 from .rundir import RunDir, RunDirSink, iso_time, write_report
@@ -312,13 +312,9 @@ def baseline_metrics(eval_sets: Sequence[EvalSet], preds: dict[str, dict[str, np
 
 
 def fit_eval_baselines(train_windows: Windows, seed: int = 0) -> Any:
-    """Ridge and frame weights fitted on the train windows (lvm_core/fitted_baselines.py); only
-    the windows the fit uses are gathered from the store."""
-    keep = fit_rows(len(train_windows), seed)
-    part = train_windows if keep is None else Windows(train_windows.store, train_windows.target_rows[keep],
-                                                      train_windows.context_len)
-    ctx, tgt = part.batch()
-    return fit_baselines(ctx, tgt, part.article_pos, seed=seed, of_windows=len(train_windows))
+    """Ridge and frame weights fitted on the train windows (lvm_core/fitted_baselines.py),
+    streamed from the store a chunk of windows at a time: no train window is gathered whole."""
+    return fit_baselines_streamed(train_windows.batch, train_windows.article_pos, seed=seed)
 
 
 def evaluate(model: nn.Module, eval_sets: Sequence[EvalSet], device: torch.device, batch_size: int = 1024,

@@ -50,7 +50,7 @@ def register_diagnostics(register):
         params=(_PART, _TRAIN, _SAMPLES,
                 Param("ridge", "bool", True, "fit and score the ridge baseline"),
                 Param("ridge_alpha", "float", 0.0, "ridge penalty; 0 chooses one of ridge_alphas on held-out train articles", min=0.0),
-                Param("ridge_alphas", "list", list(d.DEFAULT_RIDGE_ALPHAS), "penalties tried when ridge_alpha is 0"),
+                Param("ridge_alphas", "list", list(d.RIDGE_ALPHAS), "penalties tried when ridge_alpha is 0"),
                 Param("ridge_max_train", "int", 20000, "most train windows the ridge is fitted on", min=1),
                 _SEED),
     )

@@ -186,7 +186,7 @@ def test_copy_last_baseline_by_hand(tmp_path):
     assert r["baselines"]["linear_extrapolation"]["cos"] == pytest.approx(0.3, abs=1e-6)
     assert set(r["baselines"]) == {"copy_last", "context_mean", "linear_extrapolation", "ridge"}
     assert r["ridge"]["fitted_on"] == "train" and r["ridge"]["train_windows"] == 6 + 5
-    assert r["ridge"]["alpha"] in d.DEFAULT_RIDGE_ALPHAS and len(r["ridge"]["held_out_train_cos"]) == 6
+    assert r["ridge"]["alpha"] in d.RIDGE_ALPHAS and len(r["ridge"]["held_out_train_cos"]) == 6
 
 
 def test_baselines_equal_a_direct_recomputation(tmp_path):

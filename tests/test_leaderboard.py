@@ -40,3 +40,45 @@ def test_seeds_that_disagree_are_within_noise_and_a_copy_never_beats():
     assert res["gain"]["context_mean"]["within_noise"] and not res["beats_all"]
     same = lb.summarise([_seed(0.0, 0.5, [1, 2]), _seed(0.0, 0.5, [3, 4])])["val"]
     assert same["gain"]["copy_last"]["lo"] == 0.0 and not same["beats_all"]
+
+
+P4 = {"train": {"epochs": 12, "threads": 2},
+      "loss": [{"name": "mse"},
+               {"name": "rollout", "schedule": {"kind": "step", "epoch": 4, "before": 0.0, "after": 0.05}},
+               {"name": "a", "schedule": {"kind": "step", "epoch": 6, "before": 0.0, "after": 0.002}},
+               {"name": "b", "schedule": {"kind": "linear", "start_epoch": 10, "end_epoch": 11, "start": 0, "end": 1}}]}
+
+
+def test_shortened_caps_epochs_and_scales_every_schedule_epoch():
+    lb = _board()
+    short = lb.shortened(P4, 3)
+    assert short["train"]["epochs"] == 3 and P4["train"]["epochs"] == 12  # the recipe itself untouched
+    sched = [loss.get("schedule") for loss in short["loss"]]
+    assert sched[0] is None and sched[1]["epoch"] == 1 and sched[2]["epoch"] == 2  # 4/12 -> 1/3, 6/12 -> 2/3
+    assert (sched[3]["start_epoch"], sched[3]["end_epoch"]) == (3, 4)  # 10 -> 3, 11 -> 3 kept after its start
+    assert lb.shortened(P4, 12) == P4 and lb.shortened(P4, None) == P4
+
+
+def test_board_plan_seeds_model_and_split_and_records_its_settings(tmp_path):
+    lb = _board()
+    recipe = ROOT / "examples" / "recipes" / "p4_rollout.toml"
+    import tomllib
+
+    paths = {"store": tmp_path / "s", "near_ood": None, "far_ood": tmp_path / "far"}
+    plan = lb.board_plan(tomllib.loads(recipe.read_text()), recipe, 2, paths,
+                         {"threads": 1, "max_epochs": 3, "gates": False})
+    assert plan["seed"] == 2 and plan["data"]["split"]["seed"] == 2
+    assert plan["train"]["threads"] == 1 and plan["train"]["epochs"] == 3 and "gates" not in plan
+    assert plan["data"]["store"] == str(tmp_path / "s") and plan["data"]["ood"] == str(tmp_path / "far")
+    line = lb.settings_line({"threads": 1, "max_epochs": 3, "gates": False}, {"p4_rollout": [3]})
+    assert "threads 1" in line and "capped at 3" in line and "no 5CAT" in line and "`p4_rollout` 3" in line
+
+
+def test_max_epochs_option_parses_or_refuses_in_one_line(capsys):
+    lb = _board()
+    assert lb.parse_max_epochs("benchmark=3,gitdoc=8") == {"benchmark": 3, "gitdoc": 8} and lb.parse_max_epochs("") == {}
+    for bad in ("benchmark", "benchmark=0", "benchmark=x"):
+        with pytest.raises(SystemExit) as exc:
+            lb.parse_max_epochs(bad)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and err.count("\n") == 1 and "CORPUS=N" in err and bad in err
