@@ -62,7 +62,7 @@ def seeded_plan(plan: dict, recipe: Path, seed: int) -> dict:
 
 
 def far_ood_metrics(run_dir: Path, store_dir: Path, max_samples: int, seed: int) -> dict[str, dict[str, float]]:
-    """cos, margin and R@5 of the run's last checkpoint and of copy-last / context-mean on a
+    """cos, margin_vs_last and R@5_article of the run's last checkpoint and of copy-last / context-mean on a
     spread sample of every window of `store_dir` (the same code the trainer validates with)."""
     import torch
 
@@ -87,7 +87,7 @@ def far_ood_metrics(run_dir: Path, store_dir: Path, max_samples: int, seed: int)
     out = {}
     for name, pred in preds.items():
         m = split_metrics("x", windows, pred)
-        out[name] = {k: m[f"x/{k}"] for k in ("cos", "margin", "R@5", "chance_R@5")}
+        out[name] = {k: m[f"x/{k}"] for k in ("cos", "margin_vs_last", "R@5_article", "chance_R@5_article")}
     return out
 
 
@@ -150,11 +150,11 @@ def main() -> int:
     print("$", " ".join(compare), flush=True)
     subprocess.run(compare, check=False)
     if far:
-        lines = ["| recipe | far-OOD cos | margin | R@5 (chance) | copy-last cos | context-mean cos |",
+        lines = ["| recipe | far-OOD cos | margin_vs_last | R@5_article (chance) | copy-last cos | context-mean cos |",
                  "|---|---|---|---|---|---|"]
         for name, m in far.items():
-            lines.append(f"| {name} | {m['model']['cos']:.3f} | {m['model']['margin']:+.3f} | "
-                         f"{m['model']['R@5']:.3f} ({m['model']['chance_R@5']:.3f}) | "
+            lines.append(f"| {name} | {m['model']['cos']:.3f} | {m['model']['margin_vs_last']:+.3f} | "
+                         f"{m['model']['R@5_article']:.3f} ({m['model']['chance_R@5_article']:.3f}) | "
                          f"{m['copy_last']['cos']:.3f} | {m['context_mean']['cos']:.3f} |")
         text = "\n".join(lines) + "\n"
         (out / "far_ood.md").write_text(text)

@@ -22,19 +22,20 @@ from .seed_stats import SEED_KEYS, group_members, group_stats, is_group
 #: (column header, key in a row); metric keys are the trainer's flat names
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("run", "run"), ("approach", "approach"), ("params", "n_params"), ("epoch", "epoch"),
-    ("val cos", "val/cos"), ("val margin", "val/margin"), ("R@1", "val/R@1"), ("R@5", "val/R@5"),
-    ("chance R@1", "val/chance_R@1"), ("chance R@5", "val/chance_R@5"),
-    ("copy-last cos", "val/copy_last/cos"), ("copy-last margin", "val/copy_last/margin"),
-    ("ctx-mean cos", "val/context_mean/cos"), ("ctx-mean margin", "val/context_mean/margin"),
+    ("val cos", "val/cos"), ("val margin_vs_last", "val/margin_vs_last"),
+    ("R@5_article", "val/R@5_article"), ("R@1_no_context", "val/R@1_no_context"),
+    ("R@5_no_context", "val/R@5_no_context"), ("chance R@5_no_context", "val/chance_R@5_no_context"),
+    ("copy-last cos", "val/copy_last/cos"), ("copy-last margin_vs_last", "val/copy_last/margin_vs_last"),
+    ("ctx-mean cos", "val/context_mean/cos"), ("ctx-mean margin_vs_last", "val/context_mean/margin_vs_last"),
     ("ridge cos", "val/ridge/cos"), ("frame-w cos", "val/frame_weights/cos"),
     ("val vs baselines", "val/vs_baselines"),
-    ("ood cos", "ood/cos"), ("ood margin", "ood/margin"), ("ood R@5", "ood/R@5"),
+    ("ood cos", "ood/cos"), ("ood margin_vs_last", "ood/margin_vs_last"), ("ood R@5_no_context", "ood/R@5_no_context"),
     ("ood copy-last cos", "ood/copy_last/cos"), ("ood ctx-mean cos", "ood/context_mean/cos"),
     ("ood ridge cos", "ood/ridge/cos"), ("ood frame-w cos", "ood/frame_weights/cos"),
     ("ood vs baselines", "ood/vs_baselines"),
     ("gates", "gates"), ("tripwires", "tripwires"), ("wall s", "elapsed_s"), ("status", "status"),
 )
-SIGNED = {"val/margin", "val/copy_last/margin", "val/context_mean/margin", "ood/margin"}
+SIGNED = {"val/margin_vs_last", "val/copy_last/margin_vs_last", "val/context_mean/margin_vs_last", "ood/margin_vs_last"}
 DIFF_SKIP = ("plugins", "data_fingerprints")
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from .baselines import BASELINES, RIDGE_ALPHAS, RidgeBaseline
 from .ridge_stream import fit_ridge_streamed
 from .errors import InputError
-from .metrics import prediction_metrics, rank_summary, within_article_ranks
+from .metrics import prediction_metrics
 from .store import ArticleStore, l2_normalize
 from .windows import Split, Windows, make_windows
 
@@ -313,11 +313,12 @@ def baseline_metrics(
     max_samples: int = 5000, ridge: bool = True, ridge_alpha: float = 0.0,
     ridge_alphas: Sequence[float] = RIDGE_ALPHAS, ridge_max_train: int = 20000, seed: int = 0,
 ) -> dict[str, Any]:
-    """cos, margin over c_last, and within-article rank (with chance) of each baseline on a part.
+    """cos, margin_vs_last, and within-article rank (with chance) of each baseline on a part,
+    under the names a model's validation logs (lvm_core/metric_names.py).
 
-    Ranks come twice: among all chunks of the article (as the original, and as a model's
-    validation), and without the L context chunks among the candidates, where copying c_last can
-    no longer hide the target behind the context it copied.
+    Ranks come twice: among all chunks of the article (R@k_article, as the original), and without
+    the L context chunks among the candidates (R@k_no_context), where copying c_last can no
+    longer hide the target behind the context it copied.
     """
     if part == train_part:
         raise InputError("diagnose", f"baselines are scored on held-out articles: part {part!r} must differ from train part {train_part!r}")
@@ -333,15 +334,12 @@ def baseline_metrics(
                                         ridge_max_train=ridge_max_train, seed=seed)
         preds["ridge"] = fit.predict(ctx)
     table = {name: prediction_metrics(store, p, wins.target_rows, context_len=context_len) for name, p in preds.items()}
-    fair = {name: rank_summary(*within_article_ranks(store, p, wins.target_rows, exclude_context=context_len))
-            for name, p in preds.items()}
     return jsonable({
         "part": part,
         "windows": len(wins),
         "articles": int(len(np.unique(wins.article_pos))),
         "ridge": record,
         "baselines": table,
-        "ranks_without_context_candidates": fair,
     })
 
 

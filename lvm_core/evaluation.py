@@ -35,8 +35,11 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 
+from . import baselines as baseline_fns
 from .errors import InputError, InputErrors
+from .metric_names import current_threshold
 from .metrics import unit_predictions
+from .model_input import forward, model_contexts
 from .params import resolve_params
 from .store import ArticleStore, l2_normalize
 
@@ -50,8 +53,8 @@ BASELINES = ("copy_last", "context_mean", "oracle")
 MODEL = "model"
 #: the metrics the original 5CAT printed, per gate (our names); legacy gates.json holds only these
 LEGACY_KEYS = {
-    "A": ("k=-3", "k=-2", "k=-1", "k=0", "k=+1", "k=+2", "k=+3", "margin", "samples"),
-    "B": ("R@1", "R@5", "MRR", "samples"),
+    "A": ("k=-3", "k=-2", "k=-1", "k=0", "k=+1", "k=+2", "k=+3", "margin_vs_best_offset", "samples"),
+    "B": ("R@1_article", "R@5_article", "MRR_article", "samples"),
     "C": ("shuffled", "reversed", "loo_avg", "repeat_last", "cross_article", "samples"),
     "D": ("avg_cos", "samples"),
     "E": ("low_mean", "normal_mean", "low_n", "normal_n"),
@@ -63,7 +66,8 @@ OFFSETS = (-3, -2, -1, 0, 1, 2, 3)
 # ---- predictors ----------------------------------------------------------------------------
 
 def torch_predictor(model: Any, device: str | Any = "cpu", batch_size: int = 2048) -> Predictor:
-    """A Predictor running `model` in eval mode under inference_mode, `batch_size` rows at a time."""
+    """A Predictor running `model` in eval mode under inference_mode, `batch_size` rows at a time
+    (lvm_core.model_input.forward, shared with trainer validation)."""
     import torch
 
     dev = torch.device(device)
@@ -71,29 +75,14 @@ def torch_predictor(model: Any, device: str | Any = "cpu", batch_size: int = 204
     model.eval()
 
     def predict(contexts: np.ndarray) -> np.ndarray:
-        out = np.empty((contexts.shape[0], contexts.shape[2]), dtype=np.float32)
-        with torch.inference_mode():
-            for start in range(0, contexts.shape[0], batch_size):
-                chunk = np.ascontiguousarray(contexts[start:start + batch_size], dtype=np.float32)
-                pred = model(torch.from_numpy(chunk).to(dev))
-                out[start:start + len(chunk)] = pred.float().cpu().numpy()
-        return out
+        return forward(model, contexts, dev, batch_size)  # as trainer validation runs it
 
     predict.model = model  # type: ignore[attr-defined]
     return predict
 
 
-def _copy_last(contexts: np.ndarray) -> np.ndarray:
-    return contexts[:, -1, :]
-
-
-def _context_mean(contexts: np.ndarray) -> np.ndarray:
-    return l2_normalize(contexts.mean(axis=1))
-
-
-#: The battery feeds unit rows (contexts are normalised once per split), so these equal
-#: lvm_core.baselines.copy_last / context_mean without normalising every frame again.
-BASELINE_PREDICTORS: dict[str, Predictor] = {"copy_last": _copy_last, "context_mean": _context_mean}
+#: the baselines the battery runs by name (one definition: lvm_core/baselines.py)
+BASELINE_PREDICTORS: dict[str, Predictor] = {b: baseline_fns.BASELINES[b] for b in ("copy_last", "context_mean")}
 
 
 # ---- samples -------------------------------------------------------------------------------
@@ -141,10 +130,20 @@ class SplitSamples:
         return self._cache[offset]
 
     def unit_context(self) -> np.ndarray:
-        """The contexts (S, L, D) with unit rows, gathered once."""
+        """The contexts (S, L, D) with unit rows, gathered once (for measuring, e.g. coherence)."""
         if "context" not in self._cache:
             self._cache["context"] = l2_normalize(self.store.gather(self.context_rows()))
         return self._cache["context"]
+
+    def model_context(self) -> np.ndarray:
+        """The contexts (S, L, D) the model is fed: the stored vectors exactly as trainer
+        validation feeds them (lvm_core.model_input.model_contexts); in legacy mode the unit
+        rows, as the original L2-normalised its inputs."""
+        if self.legacy:
+            return self.unit_context()
+        if "model_context" not in self._cache:
+            self._cache["model_context"] = model_contexts(self.store, self.rows, self.context_len)
+        return self._cache["model_context"]
 
 
 def _eligible(store: ArticleStore, rows: np.ndarray, lo: int, hi: int) -> np.ndarray:
@@ -287,7 +286,7 @@ def build_variant(name: str, ctx: np.ndarray, s: SplitSamples) -> np.ndarray | N
             return out
         if s.cross_rows is None:
             return None
-        out[:, -1] = l2_normalize(s.store.gather(s.cross_rows))
+        out[:, -1] = s.store.gather(s.cross_rows)  # stored as the rest of the context (model_context)
         return out
     raise KeyError(name)
 
@@ -330,7 +329,7 @@ def predict_split(predictor: Predictor | str, s: SplitSamples, variants: Iterabl
     "oracle"). Rollout step h (`rollout_h`) feeds step h-1's predictions back in."""
     wanted = list(dict.fromkeys(variants))
     if ctx is None:
-        ctx = s.unit_context()
+        ctx = s.model_context()
     is_oracle = predictor == "oracle"
     fn = BASELINE_PREDICTORS.get(predictor, predictor) if isinstance(predictor, str) else predictor
     if isinstance(fn, str) and not is_oracle:
@@ -469,7 +468,7 @@ def resolve_gates(lookup: Callable[[str], _Lookup], names: Sequence[str] = DEFAU
     per_gate: dict[str, dict[str, Any]] = {n: {} for n in names}
     errors: list[InputError] = []
     for key, value in (thresholds or {}).items():
-        gate, _, param = str(key).partition(".")
+        gate, _, param = current_threshold(str(key)).partition(".")  # A.val.margin: the old name
         if not param:
             errors.append(InputError(source, "expected '<gate>.<param>', e.g. 'A.val.margin'", f"thresholds.{key}"))
         elif gate not in per_gate:
@@ -680,7 +679,7 @@ def run_battery(
         t0 = time.perf_counter()
         s = draw_samples(split, store, rows, samples=samples, horizon=horizon, context_len=context_len,
                          seed=seed, legacy=legacy)
-        ctx = s.unit_context()
+        ctx = s.model_context()
         split_info[split] = {
             "store": str(store.path),
             "samples": len(s),

@@ -1,5 +1,7 @@
-"""The numbers every report uses: cosine to the target, the margin over the last context chunk,
-and the rank of the target among the chunks of its own article (with chance levels).
+"""The numbers every report uses: cosine to the target, the margin over the last context chunk
+(margin_vs_last), and the rank of the target among the chunks of its own article, with and
+without the context chunks (R@k_article, R@k_no_context) and with chance levels. The names are
+explained once, in lvm_core/metric_names.py.
 
 All functions take numpy arrays; predictions and vectors need not be unit-norm (they are
 normalised here). They are shared by the trainer's validation, the diagnostics' baselines and
@@ -76,7 +78,7 @@ def within_article_ranks_both(
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Rank of each target among the chunks of its article, and the number of candidates, for
     two candidate sets from one product per article: "article" (every chunk, as the original
-    5CAT) and "without_context" (the `context_len` chunks just before the target removed, the
+    5CAT) and "no_context" (the `context_len` chunks just before the target removed, the
     fairer set: copying the last chunk then cannot hide the target behind its own context).
 
     rank = #{candidates c : cos(pred, c) >= cos(pred, target)}, the target included: ties count
@@ -100,7 +102,7 @@ def within_article_ranks_both(
         n_open[members] = cand.shape[0] - inside.sum(axis=1)
         rank_all[members] = np.where(scored, at_least.sum(axis=1), cand.shape[0])
         rank_open[members] = np.where(scored, rank_all[members] - ctx_at_least.sum(axis=1), n_open[members])
-    return {"article": (rank_all, n_all), "without_context": (rank_open, n_open)}
+    return {"article": (rank_all, n_all), "no_context": (rank_open, n_open)}
 
 
 def within_article_ranks(
@@ -113,7 +115,7 @@ def within_article_ranks(
     """Ranks and candidate counts for one candidate set: the whole article, or with
     `exclude_context = L` the article without the L chunks before the target."""
     both = within_article_ranks_both(store, pred, np.asarray(target_rows, dtype=np.int64), exclude_context)
-    return both["without_context" if exclude_context else "article"]
+    return both["no_context" if exclude_context else "article"]
 
 
 def rank_summary(ranks: np.ndarray, n_candidates: np.ndarray) -> dict[str, float]:
@@ -138,23 +140,30 @@ def rank_summary(ranks: np.ndarray, n_candidates: np.ndarray) -> dict[str, float
     }
 
 
+def rank_summaries(ranks_both: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """rank_summary of each candidate set under its own name: R@1_article, ..., R@1_no_context,
+    chance_R@1_no_context, candidates_no_context (the trainer and gate B use these names)."""
+    return {f"{name}_{cset}": value for cset, (ranks, n) in ranks_both.items()
+            for name, value in rank_summary(ranks, n).items()}
+
+
 def prediction_metrics(
-    store: ArticleStore, pred: np.ndarray, target_rows: np.ndarray, *, context_len: int
+    store: ArticleStore, pred: np.ndarray, target_rows: np.ndarray, *, context_len: int,
+    blocks: list[ArticleBlock] | None = None,
 ) -> dict[str, Any]:
     """The standard validation numbers for one set of predictions on windows of `store`:
-    cos (to the target), margin (over the last context chunk), R@1/R@5/MRR within the article
-    (all chunks as candidates, as the original) with chance levels, and `nonfinite`: the number
-    of predictions without a direction (scored cos 0, ranked last; see unit_predictions)."""
+    cos (to the target), margin_vs_last (over the last context chunk), R@1/R@5/MRR within the
+    article for both candidate sets (rank_summaries) with chance levels, and `nonfinite`: the
+    number of predictions without a direction (scored cos 0, ranked last; see unit_predictions)."""
     target_rows = np.asarray(target_rows, dtype=np.int64)
     pred, bad = unit_predictions(pred)
     tgt = store.gather(target_rows)
     last = store.gather(target_rows - 1)
-    ranks, n = within_article_ranks(store, pred, target_rows)
     out: dict[str, Any] = {
         "cos": float(np.mean(cosine_rows(pred, tgt))),
-        "margin": float(np.mean(margin_rows(pred, tgt, last))),
+        "margin_vs_last": float(np.mean(margin_rows(pred, tgt, last))),
         "cos_last": float(np.mean(cosine_rows(pred, last))),
     }
-    out.update(rank_summary(ranks, n))
+    out.update(rank_summaries(within_article_ranks_both(store, pred, target_rows, context_len, blocks=blocks)))
     out["nonfinite"] = float(bad.sum())
     return out

@@ -28,6 +28,7 @@ from typing import Any, Iterable
 from .atomic import write_json, write_text
 from .errors import InputError
 from .faults import write_point
+from .metric_names import current_name, upgrade_record
 from .runlock import LOCK_NAME, check_not_busy
 from .events import Alert, CheckpointSaved, EpochEnded, EvalDone, Event, GatesDone, RunEnded, RunStarted, StepLogged
 
@@ -153,7 +154,7 @@ class RunDir:
             if not line.strip():
                 continue
             try:
-                out.append(json.loads(line))
+                out.append(upgrade_record(json.loads(line)))  # names from before the rename, too
             except json.JSONDecodeError as exc:
                 raise InputError(str(p), f"not a JSON object ({exc})", f"line {i}") from None
         return out
@@ -220,7 +221,9 @@ def iso_time(t: float) -> str:
 
 # ---- summaries: the final table and report.md ------------------------------------------------
 
-TABLE_METRICS = ("cos", "margin", "R@1", "R@5", "MRR")
+#: metric names of lvm_core/metric_names.py: two margins and two candidate sets never share a column
+TABLE_METRICS = ("cos", "margin_vs_last", "R@5_article", "R@1_no_context", "R@5_no_context", "MRR_no_context")
+RANK_COLUMNS = TABLE_METRICS[2:]
 MODEL_ROWS = (("model", ""), ("copy_last", "copy_last/"), ("context_mean", "context_mean/"),
               ("ridge", "ridge/"), ("frame_weights", "frame_weights/"))
 
@@ -235,7 +238,7 @@ def latest_eval(metrics_lines: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 
 def metrics_table(metrics: dict[str, Any], splits: Iterable[str] = ("val", "ood")) -> list[list[str]]:
-    """Rows [split, predictor, cos, margin, R@1, R@5, MRR] with a chance row per split."""
+    """Rows [split, predictor, *TABLE_METRICS] with a chance row per split."""
     rows = [["split", "predictor", *TABLE_METRICS]]
     for split in splits:
         if f"{split}/cos" not in metrics:
@@ -244,7 +247,7 @@ def metrics_table(metrics: dict[str, Any], splits: Iterable[str] = ("val", "ood"
             if label in ("ridge", "frame_weights") and f"{split}/{prefix}cos" not in metrics:
                 continue  # a run from before the fitted baselines
             rows.append([split, label, *(_fmt(metrics.get(f"{split}/{prefix}{m}")) for m in TABLE_METRICS)])
-        rows.append([split, "chance", "", "", *(_fmt(metrics.get(f"{split}/chance_{m}")) for m in ("R@1", "R@5", "MRR"))])
+        rows.append([split, "chance", "", "", *(_fmt(metrics.get(f"{split}/chance_{m}")) for m in RANK_COLUMNS)])
     return rows
 
 
@@ -285,7 +288,8 @@ def render_report(run: RunDir) -> str:
              f"- started {info.get('started')}, ended {info.get('ended')}, {info.get('elapsed_s')} s"]
     best = info.get("best") or {}
     if best:
-        lines.append(f"- best checkpoint: {best.get('metric')} = {_fmt(best.get('value'))} at epoch {best.get('epoch')}")
+        lines.append(f"- best checkpoint: {current_name(str(best.get('metric')))} = {_fmt(best.get('value'))} "
+                     f"at epoch {best.get('epoch')}")
     if info.get("error"):
         lines.append(f"- error: {info['error']}")
     lines += ["", "## Data", ""]

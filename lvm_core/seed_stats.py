@@ -24,7 +24,8 @@ from .paired_eval import SAMPLES_FILE, load_samples
 GROUP_JSON = "group.json"
 SCHEMA = "lvm-workbench/seed-group"
 #: metrics summarised across seeds (those a run logged)
-GROUP_METRICS = ("val/cos", "val/margin", "val/R@5", "ood/cos", "ood/margin", "ood/R@5")
+GROUP_METRICS = ("val/cos", "val/margin_vs_last", "val/R@5_no_context", "ood/cos", "ood/margin_vs_last",
+                 "ood/R@5_no_context")
 BASELINES = ("copy_last", "context_mean", "ridge", "frame_weights")
 #: plan keys that may differ inside a group (flat names, lvm_core.compare.flat_plan)
 SEED_KEYS = ("name", "seed", "data.split.seed")

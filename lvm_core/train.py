@@ -13,8 +13,8 @@ Train windows are drawn, each epoch, from the whole train split or, while [[data
 curricula are active, from the windows they keep (lvm_core/curriculum.py).
 
 Per epoch (every `eval.every` epochs and always at the last): validation on a fixed, seeded
-sample of each eval split (VAL, and OOD when given) with cos, margin and within-article
-R@1/R@5/MRR beside copy-last and the context mean on the very same samples (those baselines are
+sample of each eval split (VAL, and OOD when given) with cos, margin_vs_last and within-article
+R@1/R@5/MRR (R@k_article, R@k_no_context: lvm_core/metric_names.py) beside copy-last and the context mean on the very same samples (those baselines are
 computed once); the collapse alert; checkpoint selection on any logged metric; the gates seam; the plan's
 tripwires (alert, stop, or roll back to `best` and lower a loss weight: lvm_core/tripwires.py);
 early stopping; `last` checkpoint. A stop request (stop_event, Ctrl-C) saves `last` and ends
@@ -47,6 +47,8 @@ from .errors import PluginFault
 from .failures import failure_reason, keep_traceback, record_failure
 from .events import Alert, CheckpointSaved, EpochEnded, EvalDone, Event, GatesDone, RunEnded, RunStarted, Sink, StepLogged
 from .fitted_baselines import FITTED_BASELINES, fit_baselines_streamed
+from .model_input import forward, model_contexts
+from .metric_names import RANK_SETS, current_name, rank_metric_names, upgrade_metrics
 from .metrics import prediction_metrics
 from .paired_eval import SAMPLES_FILE, PairedEval
 from .rundir import RunDir, RunDirSink, iso_time, write_report
@@ -191,11 +193,13 @@ class RunResult:
 def metric_names(splits: Iterable[str], loss_names: Iterable[str], gates: bool = False) -> set[str]:
     """Names a run is sure to log, for checking select/early-stop metrics before anything runs.
     (Strategies may log more terms; those are accepted at run time.)"""
-    per_split = ("cos", "margin", "cos_last", "R@1", "R@5", "MRR", "nonfinite")
+    per_split = ("cos", "margin_vs_last", "cos_last", "nonfinite",
+                 *(m for cset in RANK_SETS for m in rank_metric_names(cset) if not m.startswith(("chance_", "candidates"))))
     names = {"loss", *(f"loss/{n}" for n in loss_names)}
     names |= {f"train/{n}" for n in names}
     for s in splits:
         names |= {f"{s}/{m}" for m in per_split}
+        names |= {f"{s}/{m}" for cset in RANK_SETS for m in rank_metric_names(cset)}  # chance levels, candidates
         names |= {f"{s}/{b}/{m}" for b in EVAL_BASELINES for m in per_split}
         names |= {f"{s}/gain/{b}{end}" for b in EVAL_BASELINES for end in ("", "/lo", "/hi")}
         names.add(f"{s}/beats_baselines")
@@ -266,26 +270,23 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
 
 # ---- validation ------------------------------------------------------------------------------
 
-@torch.no_grad()
 def predict(model: nn.Module, windows: Windows, device: torch.device, batch_size: int = 1024,
             dist: Dist = SINGLE) -> np.ndarray:
-    """Model predictions (N, D) for every window, in eval mode, `batch_size` windows at a time.
-    In a torchrun job each rank predicts its share and every rank gets all N, in order."""
-    was_training = model.training
-    model.eval()
+    """Model predictions (N, D) for every window, in eval mode, `batch_size` windows at a time,
+    fed and run as the 5CAT battery does (lvm_core/model_input.py). In a torchrun job each rank predicts its share and every rank gets all N, in order."""
     mine = distributed.share(dist, len(windows))
     out = np.empty((mine.stop - mine.start, windows.store.dim), dtype=np.float32)
-    for start in range(mine.start, mine.stop, batch_size):
-        ctx, _ = windows.batch(slice(start, min(start + batch_size, mine.stop)))
-        out[start - mine.start:start - mine.start + len(ctx)] = model(torch.from_numpy(ctx).to(device)).float().cpu().numpy()
-    model.train(was_training)
+    for start in range(mine.start, mine.stop, batch_size):  # gathered one batch at a time
+        rows = windows.target_rows[start:min(start + batch_size, mine.stop)]
+        out[start - mine.start:start - mine.start + len(rows)] = forward(
+            model, model_contexts(windows.store, rows, windows.context_len), device, batch_size)
     return distributed.gather_rows(dist, out, len(windows))
 
 
 def split_metrics(name: str, windows: Windows, pred: np.ndarray, *, chance: bool = True) -> dict[str, float]:
     """prediction_metrics of one predictor on one split, as flat '<name>/<metric>' keys."""
     m = prediction_metrics(windows.store, pred, windows.target_rows, context_len=windows.context_len)
-    return {f"{name}/{k}": float(v) for k, v in m.items() if chance or not (k.startswith("chance_") or k == "candidates")}
+    return {f"{name}/{k}": float(v) for k, v in m.items() if chance or not k.startswith(("chance_", "candidates"))}
 
 
 def baseline_predictions(eval_sets: Sequence[EvalSet], fitted: dict[str, Callable[[np.ndarray], np.ndarray]] | None = None
@@ -443,14 +444,16 @@ def _train(setup: TrainSetup, sinks: Sequence[Sink], stop_event: threading.Event
         sched.load_state_dict(st["lr_schedule"])
         step, epoch, done_in_epoch = int(st["step"]), int(st["epoch"]), int(st["done_in_epoch"])
         best, early, prev_cos = dict(st["best"]), dict(st["early"]), st["prev_cos"]
+        best["metric"] = current_name(str(best["metric"]))  # a run saved before the rename
         sums, n_sum = {k: float(v) for k, v in st["sums"].items()}, int(st["n_sum"])
         elapsed_before = float(st.get("elapsed_s", 0.0))
-        last_eval = {k: float(v) for k, v in st.get("last_eval", {}).items()}
+        last_eval = upgrade_metrics({k: float(v) for k, v in st.get("last_eval", {}).items()})
         for t in setup.losses:
             if t.control is not None:
                 t.control.load_state_dict(st["controls"][t.name])
             t.scale = float(st.get("scales", {}).get(t.name, 1.0))
-        board.load_state_dict(st.get("tripwires", {}))
+        tw_state = st.get("tripwires", {})
+        board.load_state_dict({**tw_state, "previous": upgrade_metrics(tw_state.get("previous", {}))})
         restore_rng_state(st["rng"])
         resumed_from = step
         if done_in_epoch >= steps_in(epoch):  # saved at an epoch end: start the next epoch
@@ -517,7 +520,7 @@ def _train(setup: TrainSetup, sinks: Sequence[Sink], stop_event: threading.Event
             st = best_gen[-1].state()
             if optimizer is not None:
                 optimizer.load_state_dict(st["optimizer"])
-            restored = {k: float(v) for k, v in st.get("last_eval", {}).items()}
+            restored = upgrade_metrics({k: float(v) for k, v in st.get("last_eval", {}).items()})
             done.append(f"restored the best checkpoint (epoch {best['epoch']}, {best['metric']} = {best['value']:.4f})")
         else:
             done.append("no best checkpoint yet, weights kept")

@@ -13,7 +13,7 @@ lambda", "abort if margin < 0 at epoch >= 2") and nobody enforced them. Here a g
 
 The condition grammar is deliberately small (one comparison, nothing to evaluate):
 
-    METRIC OP NUMBER              val/margin < 0        ood/cos <= 0.4     loss/mse > 2
+    METRIC OP NUMBER              val/margin_vs_last < 0        ood/cos <= 0.4     loss/mse > 2
     METRIC drop OP NUMBER         val/cos drop > 0.05   (previous evaluation minus this one)
     METRIC rise OP NUMBER         loss rise >= 0.1      (this evaluation minus the previous one)
 
@@ -58,7 +58,7 @@ class Condition:
         m = _CONDITION_RE.match(text) if isinstance(text, str) else None
         if m is None:
             raise ValueError(f"expected 'METRIC OP NUMBER' or 'METRIC drop|rise OP NUMBER' with OP one of "
-                             f"< <= > >= (e.g. \"val/margin < 0\", \"val/cos drop > 0.05\"), got {text!r}")
+                             f"< <= > >= (e.g. \"val/margin_vs_last < 0\", \"val/cos drop > 0.05\"), got {text!r}")
         return cls(m["metric"], m["op"], float(m["value"]), m["change"])
 
     def quantity(self, now: float, previous: float | None) -> float | None:
@@ -123,7 +123,7 @@ def tripwire_from_dict(obj: Any, *, index: int, source: str = "plan", loss_names
     bad = check.bad
     when: Condition | None = None
     if "when" not in obj:
-        bad("when", "missing: a condition such as \"val/margin < 0\" or \"val/cos drop > 0.05\"")
+        bad("when", "missing: a condition such as \"val/margin_vs_last < 0\" or \"val/cos drop > 0.05\"")
     else:
         try:
             when = Condition.parse(obj["when"])
@@ -197,7 +197,7 @@ class TripwireBoard:
             if now is None:
                 self.off[i] = True
                 problems.append(f"tripwire {tw.label!r}: {tw.when.metric!r} is not a metric this run logs "
-                                f"(e.g. val/cos, val/margin, val/R@5, loss); it is switched off")
+                                f"(e.g. val/cos, val/margin_vs_last, val/R@5_no_context, loss); it is switched off")
                 continue
             prev = lookup(self.previous, tw.when.metric) if self.previous else None
             if tw.when.holds(now, prev):

@@ -21,6 +21,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .errors import InputError
+from .model_input import model_contexts
 from .store import ArticleStore
 
 
@@ -52,7 +53,7 @@ class Windows:
     def batch(self, idx: np.ndarray | slice | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(contexts (B, L, D), targets (B, D)) as float32, gathered in one indexing call each."""
         rows = self.target_rows if idx is None else self.target_rows[idx]
-        ctx = self.store.gather(self.context_rows(idx))
+        ctx = model_contexts(self.store, rows, self.context_len)  # what 5CAT feeds the model too
         tgt = self.store.gather(rows)
         return ctx, tgt
 

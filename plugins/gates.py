@@ -15,7 +15,7 @@ import numpy as np
 
 from lvm_core.bootstrap import paired_intervals
 from lvm_core.evaluation import MODEL, OFFSETS, Check, SplitPredictions, SplitSamples, Verdict, split_kind
-from lvm_core.metrics import ArticleBlock, article_blocks, rank_summary
+from lvm_core.metrics import ArticleBlock, article_blocks, rank_summaries
 from lvm_core.metrics import within_article_ranks_both as ranks_both
 from lvm_core.params import Param
 from workbench import hookimpl
@@ -76,9 +76,9 @@ class OffsetSweep(_SplitThresholdGate):
 
     key = "A"
     title = "offset sweep"
-    judged = ("mean_plus1", "margin")
+    judged = ("mean_plus1", "margin_vs_best_offset")
     PARAMS = _split_params({"mean_plus1": (0.50, 0.48, "minimum mean cos at k = +1 (the true next chunk)"),
-                            "margin": (0.12, 0.10, "minimum mean(+1) minus the best other offset")})
+                            "margin_vs_best_offset": (0.12, 0.10, "minimum mean(+1) minus the best other offset")})
 
     def variants(self, context_len: int, horizon: int, legacy: bool) -> list[str]:
         return ["base"]
@@ -93,7 +93,7 @@ class OffsetSweep(_SplitThresholdGate):
         others = [v for k, v in means.items() if k != 1]
         out = {f"k={k:+d}" if k else "k=0": v for k, v in means.items()}
         out["mean_plus1"] = means[1]
-        out["margin"] = means[1] - max(others) if len(idx) else NAN
+        out["margin_vs_best_offset"] = means[1] - max(others) if len(idx) else NAN
         out["best_k"] = float(max(means, key=lambda k: -np.inf if np.isnan(means[k]) else means[k]))
         out["samples"] = float(len(idx))
         return out
@@ -104,30 +104,40 @@ class Retrieval(_SplitThresholdGate):
 
     key = "B"
     title = "within-article retrieval"
-    judged = ("R@1", "R@5", "MRR")
-    PARAMS = _split_params({"R@1": (0.60, 0.55, "minimum recall at 1"),
-                            "R@5": (0.95, 0.92, "minimum recall at 5"),
-                            "MRR": (0.80, 0.75, "minimum mean reciprocal rank")}) + (
-        Param("candidates", "str", "without_context",
-              "candidate set the verdict uses: without_context (the article minus the L context chunks) "
-              "or article (every chunk, the original's; legacy mode always uses it)",
-              choices=("without_context", "article")),)
+    RANKS = ("R@1", "R@5", "MRR")
+    PARAMS = _split_params({"R@1": (0.60, 0.55, "minimum recall at 1 of the candidate set B.candidates picks"),
+                            "R@5": (0.95, 0.92, "minimum recall at 5 of the candidate set B.candidates picks"),
+                            "MRR": (0.80, 0.75, "minimum mean reciprocal rank of the candidate set B.candidates picks")}) + (
+        Param("candidates", "str", "no_context",
+              "candidate set the verdict uses: no_context (the article minus the L context chunks; its numbers "
+              "are R@1_no_context, ...) or article (every chunk, the original's, R@1_article, ...; legacy mode "
+              "always uses it); without_context is the old spelling of no_context",
+              choices=("no_context", "article", "without_context")),)
 
     def variants(self, context_len: int, horizon: int, legacy: bool) -> list[str]:
         return ["base"]
 
+    def chosen(self, legacy: bool) -> str:
+        """The candidate set the verdict reads."""
+        if legacy:
+            return "article"
+        return "article" if self.thresholds.get("candidates", "no_context") == "article" else "no_context"
+
     def measure(self, preds: SplitPredictions) -> dict[str, float]:
         s = preds.samples
         idx = s.subset(self.key)
-        out: dict[str, float] = {}
-        for label, (ranks, n) in within_article_ranks_both(s, idx, preds["base"][idx]).items():
-            for name, value in rank_summary(ranks, n).items():
-                out[f"{label}/{name}"] = value
-        chosen = "article" if s.legacy else self.thresholds.get("candidates", "without_context")
-        for name in ("R@1", "R@5", "MRR", "chance_R@1", "chance_R@5", "chance_MRR", "candidates"):
-            out[name] = out[f"{chosen}/{name}"]
+        out = rank_summaries(within_article_ranks_both(s, idx, preds["base"][idx]))
         out["samples"] = float(len(idx))
+        self.legacy = s.legacy  # judge reads it: legacy always judges the article set
         return out
+
+    def judge(self, metrics: Mapping[str, Mapping[str, float]]) -> Verdict:
+        checks = []
+        for split, values in metrics.items():
+            cset = self.chosen(getattr(self, "legacy", False))
+            checks += [Check(split, f"{m}_{cset}", ">=", float(self.thresholds[f"{split_kind(split)}.{m}"]),
+                             values.get(f"{m}_{cset}", NAN)) for m in self.RANKS]
+        return Verdict(checks)
 
 
 class Ablations:

@@ -70,9 +70,9 @@ def scripted_events(run_dir: str, epochs: int = 3, steps_per_epoch: int = 4) -> 
                                   metrics={"loss": 1.0 / step, "loss/mse": 0.5 / step}, samples_per_s=100.0))
         out.append(EpochEnded(epoch=epoch, step=step, metrics={"loss": 1.0 / step}))
         out.append(EvalDone(epoch=epoch, step=step, metrics={
-            "val/cos": 0.4 + 0.05 * epoch, "val/margin": -0.1 + 0.05 * epoch, "val/R@1": 0.2,
-            "val/copy_last/cos": 0.6, "val/copy_last/margin": -0.4,
-            "val/context_mean/cos": 0.55, "val/context_mean/margin": -0.2}))
+            "val/cos": 0.4 + 0.05 * epoch, "val/margin_vs_last": -0.1 + 0.05 * epoch, "val/R@1_no_context": 0.2,
+            "val/copy_last/cos": 0.6, "val/copy_last/margin_vs_last": -0.4,
+            "val/context_mean/cos": 0.55, "val/context_mean/margin_vs_last": -0.2}))
         if epoch == 1:
             out.append(Alert(epoch=epoch, step=step, level="warning", code="collapse", message="val/cos fell by 0.1"))
     out.append(CheckpointSaved(epoch=epochs - 1, step=step, path=f"{run_dir}/checkpoints/last.safetensors", tag="last"))
@@ -145,7 +145,8 @@ def _scripted_child(mode: str, run_dir: Path) -> int:
 
 def write_run(path: Path, *, status: str, plan: dict[str, Any], margins: list[float],
               gates: dict[str, Any] | None = None, checkpoint: bool = False) -> Path:
-    """A run directory as the trainer leaves it (run.json, plan.toml, metrics.jsonl, events.jsonl)."""
+    """A run directory as the trainer left it before the metric rename (run.json, plan.toml,
+    metrics.jsonl with "val/margin", events.jsonl): the TUI reads it under the current names."""
     path.mkdir(parents=True)
     (path / "plan.toml").write_text(tomli_w.dumps(plan), encoding="utf-8")
     (path / "run.json").write_text(json.dumps({"status": status, "name": plan.get("name", "run"), "duration_s": 12.0,

@@ -174,14 +174,13 @@ def test_copy_last_baseline_by_hand(tmp_path):
     cl = r["baselines"]["copy_last"]
     # windows: (e1, e2) -> x2 predicts e2: cos 2/sqrt5; (e2, x2) -> e3 predicts x2: cos 0
     assert cl["cos"] == pytest.approx(1 / S5, abs=1e-6)
-    assert cl["margin"] == pytest.approx((2 / S5 - 1 + 0 - 1) / 2, abs=1e-6)
+    assert cl["margin_vs_last"] == pytest.approx((2 / S5 - 1 + 0 - 1) / 2, abs=1e-6)
     # ranks among the 4 chunks: target x2 behind e2 (rank 2); target e3 behind e1, e2, x2 (rank 4)
-    assert cl["R@1"] == 0.0 and cl["MRR"] == pytest.approx((1 / 2 + 1 / 4) / 2)
-    assert cl["chance_R@1"] == pytest.approx(0.25) and cl["candidates"] == 4
+    assert cl["R@1_article"] == 0.0 and cl["MRR_article"] == pytest.approx((1 / 2 + 1 / 4) / 2)
+    assert cl["chance_R@1_article"] == pytest.approx(0.25) and cl["candidates_article"] == 4
     # without the 2 context chunks: x2 among {x2, e3} (e3 scores 0 < 2/sqrt5): rank 1 of 2;
     # e3 among {e1, e3} (cos(x2, e1) = 1/sqrt5 > 0): rank 2 of 2
-    fair = r["ranks_without_context_candidates"]["copy_last"]
-    assert fair["R@1"] == 0.5 and fair["MRR"] == pytest.approx(0.75) and fair["candidates"] == 2
+    assert cl["R@1_no_context"] == 0.5 and cl["MRR_no_context"] == pytest.approx(0.75) and cl["candidates_no_context"] == 2
     # linear extrapolation: 2 e2 - e1 -> cos with x2 = (-1 + 4) / (sqrt5 sqrt5) = 0.6; 2 x2 - e2 vs e3 = 0
     assert r["baselines"]["linear_extrapolation"]["cos"] == pytest.approx(0.3, abs=1e-6)
     assert set(r["baselines"]) == {"copy_last", "context_mean", "linear_extrapolation", "ridge"}
@@ -324,13 +323,13 @@ def test_diagnose_demo_store_end_to_end(tmp_path, capsys):
     preds["ridge"] = RidgeBaseline().fit(t_ctx, t_tgt, alpha=alpha).predict(ctx)
     for name, p in preds.items():
         want = prediction_metrics(store, p, wins.target_rows, context_len=5)
-        for key in ("cos", "margin", "R@1", "MRR", "chance_R@1"):
+        for key in ("cos", "margin_vs_last", "R@1_article", "MRR_article", "chance_R@1_article"):
             assert base["baselines"][name][key] == pytest.approx(want[key], abs=1e-5), (name, key)
         ranks, n = within_article_ranks(store, p, wins.target_rows, exclude_context=5)
-        assert base["ranks_without_context_candidates"][name]["R@1"] == pytest.approx(float(np.mean(ranks == 1)))
-        assert base["ranks_without_context_candidates"][name]["candidates"] == pytest.approx(float(np.mean(n)))
+        assert base["baselines"][name]["R@1_no_context"] == pytest.approx(float(np.mean(ranks == 1)))
+        assert base["baselines"][name]["candidates_no_context"] == pytest.approx(float(np.mean(n)))
     # real text is coherent, and copy-last sits nearer its own input than the target
-    assert base["baselines"]["copy_last"]["margin"] < 0
+    assert base["baselines"]["copy_last"]["margin_vs_last"] < 0
     prof = diags["direction_profile"]["result"]["offset_profile"]
     assert prof["max_asymmetry"] == pytest.approx(0.0, abs=1e-5)
     assert diags["pair_order_probe"]["result"]["decisions"] > 0

@@ -93,6 +93,25 @@ def test_without_a_known_split_output_and_json_say_unknown(run_folder, tmp_path,
     assert json.loads(out.read_text())["split"]["status"] == "unknown"
 
 
+def test_a_split_file_for_a_checkpoint_without_a_split_is_used_with_a_warning(run_folder, tmp_path, capsys):
+    """--split-file cannot be checked against a checkpoint that records no split: its part is
+    scored, and the output, gates.json and a warning say it was not verified."""
+    run, split = run_folder
+    store = ArticleStore.open(DEMO_STORE)
+    model = ARCHITECTURES["mlp"](store.dim, 5, hidden_dim=8)
+    path = save_checkpoint(tmp_path / "bare", model, {"arch": "mlp", "arch_params": {"hidden_dim": 8},
+                                                      "input_dim": store.dim, "context_len": 5})
+    out = tmp_path / "gates.json"
+    assert main(_cat(path, "--split-file", str(run / "split.json"), "--json", str(out))) == 3
+    captured = capsys.readouterr()
+    assert f"split: given, part val of {run / 'split.json'} (not verified: the checkpoint records no split)" in captured.out
+    warning = [line for line in captured.err.splitlines() if line.startswith("warning: split")]
+    assert len(warning) == 1 and "not verified" in warning[0] and str(run / "split.json") in warning[0]
+    doc = json.loads(out.read_text())
+    assert doc["split"]["status"] == "given" and doc["split"]["verified"] is False and doc["split"]["part"] == "val"
+    assert doc["splits"]["val"]["articles"] <= len(split.parts["val"])  # the given part is what was scored
+
+
 def test_resolve_and_overlap_by_hand(run_folder):
     run, split = run_folder
     known = resolve_checkpoint_split(run / "checkpoints" / "best.safetensors",

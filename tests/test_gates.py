@@ -35,7 +35,7 @@ def test_offset_k_counts_from_last_context_chunk(basis):
     """On one-hot chunks cos is 1 only at the predicted row, so the peak offset is exact."""
     res = run_battery(next_of_last(basis), _splits(basis), default_gates(), samples=100, horizon=3)
     a = res.metrics["A"]["val"]
-    assert a["model"]["k=+1"] == pytest.approx(1.0) and a["model"]["margin"] == pytest.approx(1.0)
+    assert a["model"]["k=+1"] == pytest.approx(1.0) and a["model"]["margin_vs_best_offset"] == pytest.approx(1.0)
     assert all(a["model"][k] == pytest.approx(0.0) for k in ("k=-3", "k=-2", "k=-1", "k=0", "k=+2", "k=+3"))
     # copy-last predicts the last context chunk itself: that is k = 0, never +1
     assert a["copy_last"]["k=0"] == pytest.approx(1.0) and a["copy_last"]["k=+1"] == pytest.approx(0.0)
@@ -57,26 +57,27 @@ def test_oracle_passes_a_b_d_and_copy_last_fails_a(walk):
 def test_retrieval_ranks_and_candidate_sets(basis):
     res = run_battery(next_of_last(basis), _splits(basis), default_gates(), samples=100, horizon=3)
     b = res.metrics["B"]["val"]
-    assert b["model"]["article/R@1"] == 1.0 and b["model"]["without_context/MRR"] == 1.0
+    assert b["model"]["R@1_article"] == 1.0 and b["model"]["MRR_no_context"] == 1.0
     # copy-last's prediction is the last context chunk; on one-hot chunks the target's cos is 0,
     # tied with every chunk but the last, and ties count AGAINST the target: it ranks last in
     # both candidate sets (the issue's case: cos 0 to the target once gave R@1 = 1)
     s0 = draw_samples("val", basis, make_windows(basis).target_rows, samples=100, horizon=3, context_len=5,
                       seed=0, legacy=False)
     n = basis.lengths[basis.row_article[s0.rows]]
-    assert b["copy_last"]["article/R@1"] == 0.0 and b["copy_last"]["article/R@5"] == 0.0
-    assert b["copy_last"]["article/MRR"] == pytest.approx(np.mean(1 / n))
-    assert b["copy_last"]["without_context/R@1"] == 0.0
-    assert b["copy_last"]["without_context/MRR"] == pytest.approx(np.mean(1 / (n - 5)))
+    assert b["copy_last"]["R@1_article"] == 0.0 and b["copy_last"]["R@5_article"] == 0.0
+    assert b["copy_last"]["MRR_article"] == pytest.approx(np.mean(1 / n))
+    assert b["copy_last"]["R@1_no_context"] == 0.0
+    assert b["copy_last"]["MRR_no_context"] == pytest.approx(np.mean(1 / (n - 5)))
     s = res.splits["val"]
     assert s["samples"] == b["model"]["samples"]
     # chance: 1/n per sample, n = article length (whole) or length - 5
     lengths = basis.lengths[basis.row_article[draw_samples("val", basis, make_windows(basis).target_rows,
                                                            samples=100, horizon=3, context_len=5, seed=0,
                                                            legacy=False).rows]]
-    assert b["model"]["article/chance_R@1"] == pytest.approx(np.mean(1 / lengths))
-    assert b["model"]["without_context/chance_R@1"] == pytest.approx(np.mean(1 / (lengths - 5)))
-    assert b["model"]["R@1"] == b["model"]["without_context/R@1"]  # the verdict set by default
+    assert b["model"]["chance_R@1_article"] == pytest.approx(np.mean(1 / lengths))
+    assert b["model"]["chance_R@1_no_context"] == pytest.approx(np.mean(1 / (lengths - 5)))
+    assert [c.metric for c in res.verdicts["model"]["B"].checks][:3] == ["R@1_no_context", "R@5_no_context",
+                                                                        "MRR_no_context"]  # the verdict set by default
 
 
 def test_ablations_on_a_model_that_reads_only_the_last_frame(basis):
@@ -177,7 +178,7 @@ def test_thresholds_are_params_a_plan_can_override(walk):
                            "A.ood.margin": -1.0})
     res = run_battery(lambda c: c[:, -1, :], _splits(walk), loose, samples=50)
     assert res.verdicts["model"]["A"].passed
-    assert res.to_json()["config"]["thresholds"]["A"]["val.margin"] == -1.0
+    assert res.to_json()["config"]["thresholds"]["A"]["val.margin_vs_best_offset"] == -1.0
     with pytest.raises(InputError) as err:
         default_gates({"A.val.nope": 1.0, "Z.x": 1})
     assert "nope" in str(err.value.lines()) and "Z.x" in str(err.value.lines())
@@ -216,8 +217,8 @@ def test_gates_json_is_schema_versioned_and_strict_json(walk):
     assert doc["gates"]["E"]["passed"] is None and doc["passed"] is False  # no OOD split: E cannot run
     assert set(doc["baselines"]) == {"copy_last", "context_mean", "oracle"}
     flat = res.flat_metrics()
-    assert flat["gates/score"] == res.score() and "gates/A/val/margin" in flat
-    assert "gates/A/val/oracle/margin" in flat
+    assert flat["gates/score"] == res.score() and "gates/A/val/margin_vs_best_offset" in flat
+    assert "gates/A/val/oracle/margin_vs_best_offset" in flat
 
 
 def test_a_model_returning_the_wrong_shape_is_one_clear_error(walk):
@@ -242,6 +243,6 @@ def test_batched_ranks_match_the_shared_metric(walk):
     pred = l2_normalize(np.random.default_rng(4).normal(size=(len(idx), walk.dim)))
     pred[:5] = walk.gather(s.rows[idx[:5]])  # some exact hits too
     both = within_article_ranks_both(s, idx, pred)
-    for label, exclude in (("article", 0), ("without_context", 5)):
+    for label, exclude in (("article", 0), ("no_context", 5)):
         ranks, n = within_article_ranks(walk, pred, s.rows[idx], exclude_context=exclude)
         assert np.array_equal(both[label][0], ranks) and np.array_equal(both[label][1], n)

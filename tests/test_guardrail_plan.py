@@ -35,7 +35,7 @@ action = "rollback"
 lower = { loss = "directional_margin", factor = 0.5 }
 [[tripwire]]
 name = "P8 kill rule"
-when = "val/margin < 0"
+when = "val/margin_vs_last < 0"
 from_epoch = 2
 action = "stop"
 [[tripwire]]
@@ -99,7 +99,7 @@ def test_plan_with_tripwires_and_filters_round_trips(tiny):
     plan = _plan(tiny, GUARDS, FILTER)
     assert plan.tripwires == [
         Tripwire(Condition("val/cos", ">", 0.05, "drop"), "rollback", lower=Lower("directional_margin", 0.5)),
-        Tripwire(Condition("val/margin", "<", 0.0), "stop", from_epoch=2, name="P8 kill rule"),
+        Tripwire(Condition("val/margin_vs_last", "<", 0.0), "stop", from_epoch=2, name="P8 kill rule"),
         Tripwire(Condition("loss/mse", ">=", 1e-3, "rise"), "alert", once=True)]
     f0, f1 = plan.data.filters
     assert (f0.metric, f0.top, f0.from_epoch, f0.until_epoch) == ("forward_advantage", 0.3, 1, 3)
@@ -148,10 +148,10 @@ def test_unknown_metric_is_caught_up_front_with_a_suggestion(tiny):
     assert len(lines) == 1 and "'val/cosine' is not a metric this run logs" in lines[0]
     assert "did you mean 'val/cos'" in lines[0]
     # ood metrics only exist with OOD data; gates metrics only with [gates]
-    assert "'ood/margin' is not a metric" in _problems(tiny, '[[tripwire]]\nwhen = "ood/margin < 0"\n')[0]
+    assert "'ood/margin_vs_last' is not a metric" in _problems(tiny, '[[tripwire]]\nwhen = "ood/margin_vs_last < 0"\n')[0]
     assert "'gates/score' is not a metric" in _problems(tiny, '[[tripwire]]\nwhen = "gates/score < 2"\n')[0]
     # chance levels, train losses and strategy sub-terms are accepted
-    for ok in ("val/chance_R@5 > 0.5", "train/loss > 1", "loss/directional_margin/stat/gap < 0"):
+    for ok in ("val/chance_R@5_no_context > 0.5", "train/loss > 1", "loss/directional_margin/stat/gap < 0"):
         assert _plan(tiny, f'[[tripwire]]\nwhen = "{ok}"\n').tripwires[0].when.metric == ok.split()[0]
 
 

@@ -184,11 +184,13 @@ def test_console_draws_a_bar_with_rate_and_eta_on_a_terminal_and_lines_otherwise
 @needs_demo
 def test_a_stop_tripwire_exits_3_not_130(tmp_path, capsys):
     plan = _plan(tmp_path, epochs=3).read_text().replace("required = true", "required = false")
-    plan += '\n[[tripwire]]\nwhen = "val/margin < 5"\naction = "stop"\n'  # always true: fires at epoch 1
+    # always true: fires at epoch 1; named as before the rename, read as val/margin_vs_last with a note
+    plan += '\n[[tripwire]]\nwhen = "val/margin < 5"\naction = "stop"\n'
     p = tmp_path / "trip.toml"
     p.write_text(plan)
     code = main(["--run", str(p), "--run-dir", str(tmp_path / "run"), "--device", "cpu"])
     err = capsys.readouterr().err
     assert code == 3, err
+    assert "note: tripwire[0].when: 'val/margin' is the old name of 'val/margin_vs_last'" in err
     run = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert run["status"] == "stopped" and "val/margin" in (run.get("error") or "")
+    assert run["status"] == "stopped" and "val/margin_vs_last" in (run.get("error") or "")

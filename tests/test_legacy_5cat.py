@@ -50,7 +50,7 @@ def _reference_original(store, rows, predict):
         for k in bucket:
             bucket[k].append(_cos(p, vec(r + k)))
     means = {k: np.mean(v) for k, v in bucket.items()}
-    out["A"] = {"k=+1": means[1], "margin": means[1] - max(v for k, v in means.items() if k != 1), "k=0": means[0]}
+    out["A"] = {"k=+1": means[1], "margin_vs_best_offset": means[1] - max(v for k, v in means.items() if k != 1), "k=0": means[0]}
     # C: first N samples; Random(17) shuffles per sample; LOO over all 5 frames; cross = first frame
     rng = random.Random(17)
     d = {"shuffled": [], "reversed": [], "loo_avg": [], "repeat_last": [], "cross_article": []}
@@ -90,7 +90,7 @@ def _reference_original(store, rows, predict):
         p = one(ctx_of(r))
         sims = store.gather(np.arange(start(r), end(r))) @ p
         rr.append(1.0 / (1 + np.sum(sims > sims[r - start(r)])))
-    out["B"] = {"MRR": np.mean(rr)}
+    out["B"] = {"MRR_article": np.mean(rr)}
     return out
 
 
@@ -117,7 +117,7 @@ def test_oracle_fails_a_in_legacy_mode_and_passes_in_ours(tmp_path):
     assert ours.verdicts["oracle"]["A"].passed is True
     assert legacy.verdicts["oracle"]["A"].passed is False
     la = legacy.metrics["A"]["val"]["oracle"]
-    assert la["k=0"] == pytest.approx(1.0) and la["margin"] < 0 and la["best_k"] == 0.0
+    assert la["k=0"] == pytest.approx(1.0) and la["margin_vs_best_offset"] < 0 and la["best_k"] == 0.0
     assert ours.metrics["A"]["val"]["oracle"]["k=+1"] == pytest.approx(1.0)
 
 
@@ -159,4 +159,4 @@ def test_legacy_json_holds_only_what_the_original_reported(tmp_path):
             assert list(doc["gates"][gate]["metrics"][split]) == ["model"]
             assert set(doc["gates"][gate]["metrics"][split]["model"]) == set(keys)
     ours = run_battery(lambda c: c[:, -1, :], splits, default_gates(), samples=30).to_json()
-    assert "without_context/R@1" in ours["gates"]["B"]["metrics"]["val"]["model"] and ours["baselines"]
+    assert "R@1_no_context" in ours["gates"]["B"]["metrics"]["val"]["model"] and ours["baselines"]

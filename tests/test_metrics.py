@@ -47,7 +47,7 @@ def test_window_near_the_start_removes_only_chunks_that_exist(line_store):
     pred = line_store.gather(np.array([4]))  # copy-last: exactly chunk 0 of the article
     both = within_article_ranks_both(line_store, pred, np.array([5]), context_len=3)
     assert both["article"][0].tolist() == [2] and both["article"][1].tolist() == [3]
-    assert both["without_context"][0].tolist() == [1] and both["without_context"][1].tolist() == [2]
+    assert both["no_context"][0].tolist() == [1] and both["no_context"][1].tolist() == [2]
 
 
 def test_rank_summary_and_chance_levels_by_hand():
@@ -67,7 +67,32 @@ def test_prediction_metrics_of_copy_last_by_hand(line_store):
     out = prediction_metrics(line_store, line_store.gather(rows - 1), rows, context_len=2)
     c30 = np.cos(np.deg2rad(30))
     assert out["cos"] == pytest.approx(c30) and out["cos_last"] == pytest.approx(1.0)
-    assert out["margin"] == pytest.approx(c30 - 1.0)
+    assert out["margin_vs_last"] == pytest.approx(c30 - 1.0)
+
+
+def test_both_candidate_sets_under_their_own_names_for_copy_last_by_hand(line_store):
+    """prediction_metrics (the trainer's val numbers) gives R@k_article and R@k_no_context, the
+    names gate B uses (lvm_core/metric_names.py). Copy-last at 30 (target 60) and at 60 (target
+    90): among the whole article it ranks 3rd of 4 (its own chunk and a tie beat the target);
+    without the 2 context chunks the target is first of 2."""
+    rows = np.array([2, 3])
+    out = prediction_metrics(line_store, line_store.gather(rows - 1), rows, context_len=2)
+    assert out["R@1_article"] == 0.0 and out["MRR_article"] == pytest.approx(1 / 3) and out["candidates_article"] == 4
+    assert out["R@1_no_context"] == 1.0 and out["MRR_no_context"] == 1.0 and out["candidates_no_context"] == 2
+    assert out["chance_R@1_no_context"] == 0.5 and out["chance_R@1_article"] == 0.25
+    assert not {"margin", "R@1", "R@5", "MRR", "chance_R@1", "candidates"} & set(out)  # no ambiguous name left
+
+
+@pytest.mark.parametrize("kind", ["zeros", "nan", "constant"])
+def test_degenerate_predictions_rank_last_without_the_context_too(line_store, kind):
+    """Zeros, NaN and a constant vector orthogonal to every chunk (cos 0 to all: a tie with
+    every candidate) rank last among the no-context candidates as among the whole article."""
+    rows = np.array([2, 3, 5])
+    pred = {"zeros": np.zeros((3, 3)), "nan": np.full((3, 3), np.nan), "constant": np.tile([0.0, 0.0, 1.0], (3, 1))}[kind]
+    out = prediction_metrics(line_store, pred, rows, context_len=2)
+    assert out["R@1_no_context"] == 0.0 and out["MRR_no_context"] == pytest.approx(0.5)  # 2 candidates each
+    assert out["R@1_article"] == 0.0 and out["cos"] == 0.0 and out["margin_vs_last"] == 0.0
+    assert out["nonfinite"] == (0.0 if kind == "constant" else 3.0)
 
 
 def test_ties_count_against_the_target(line_store):
@@ -84,11 +109,11 @@ def test_degenerate_predictions_rank_last_with_cos_0(line_store, fill):
     rows = np.array([2, 3, 5])
     pred = np.full((3, 3), fill)
     out = prediction_metrics(line_store, pred, rows, context_len=2)
-    assert out["cos"] == 0.0 and out["margin"] == 0.0 and out["R@1"] == 0.0 and out["R@5"] == 1.0  # 4 and 3 candidates
-    assert out["MRR"] == pytest.approx((1 / 4 + 1 / 4 + 1 / 3) / 3) and out["nonfinite"] == 3.0
+    assert out["cos"] == 0.0 and out["margin_vs_last"] == 0.0 and out["R@1_article"] == 0.0 and out["R@5_article"] == 1.0  # 4 and 3 candidates
+    assert out["MRR_article"] == pytest.approx((1 / 4 + 1 / 4 + 1 / 3) / 3) and out["nonfinite"] == 3.0
     both = within_article_ranks_both(line_store, pred, rows, context_len=2)
     assert both["article"][0].tolist() == [4, 4, 3]
-    assert both["without_context"][0].tolist() == [2, 2, 2] and both["without_context"][1].tolist() == [2, 2, 2]
+    assert both["no_context"][0].tolist() == [2, 2, 2] and both["no_context"][1].tolist() == [2, 2, 2]
 
 
 def test_unit_predictions_mask():

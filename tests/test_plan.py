@@ -39,7 +39,7 @@ schedule = { kind = "linear", start_epoch = 1, end_epoch = 3, start = 0.0, end =
 [train]
 epochs = 2
 lr = 1e-3
-select_metric = "val/R@5"
+select_metric = "val/R@5_no_context"
 
 [eval]
 max_samples = 50
@@ -137,7 +137,7 @@ def test_every_problem_is_reported_at_once_with_key_and_line(plan_dir, host):
     assert has("line 24: train.lr_schedule", "cosine")
     assert has("line 25: train.batchsize", "unknown key", "did you mean 'batch_size'")
     assert has("line 26: train.device", "auto, cpu, cuda")
-    assert has("line 27: train.select_metric", "not a metric", "did you mean 'val/margin'")
+    assert has("line 27: train.select_metric", "not a metric", "did you mean 'val/margin_vs_last'")
     assert has("line 30: eval.every", ">= 1")
     assert len(lines) == 15, text
 
@@ -162,7 +162,7 @@ def test_split_and_gate_problems(plan_dir, host):
 
 
 def test_selecting_on_a_loss_needs_min_mode(plan_dir, host):
-    text = GOOD.replace('select_metric = "val/R@5"', 'select_metric = "loss/mse"\nearly_stop_metric = "train/loss"')
+    text = GOOD.replace('select_metric = "val/R@5_no_context"', 'select_metric = "loss/mse"\nearly_stop_metric = "train/loss"')
     with pytest.raises(InputErrors) as err:
         plan_from_text(text, plan_dir, source="p.toml", host=host)
     assert err.value.lines() == [

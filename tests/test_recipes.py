@@ -90,6 +90,6 @@ def test_far_ood_scores_equal_the_trainers_own_ood_evaluation(tmp_path):
     last = [e for e in logged if e["kind"] == "EvalDone"][-1]["metrics"]
     got = _runner().far_ood_metrics(run_dir, OOD_STORE, 300, plan["seed"])
     for predictor, prefix in (("model", "ood"), ("copy_last", "ood/copy_last"), ("context_mean", "ood/context_mean")):
-        for metric in ("cos", "margin", "R@5"):
+        for metric in ("cos", "margin_vs_last", "R@5_article"):
             assert got[predictor][metric] == pytest.approx(last[f"{prefix}/{metric}"], abs=1e-5), (predictor, metric)
-    assert np.isfinite(got["model"]["chance_R@5"])
+    assert np.isfinite(got["model"]["chance_R@5_article"])

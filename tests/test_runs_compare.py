@@ -76,8 +76,9 @@ def test_rows_come_from_the_runs_files(runs):
     plain, guarded = (run_row(r) for r in runs)
     ev = _last_eval(runs[1])
     assert guarded["epoch"] == ev["epoch"] == 2
-    for key in ("val/cos", "val/margin", "val/R@1", "val/R@5", "val/chance_R@5", "val/copy_last/cos",
-                "val/context_mean/margin", "ood/cos", "ood/margin"):
+    for key in ("val/cos", "val/margin_vs_last", "val/R@5_article", "val/R@1_no_context", "val/R@5_no_context",
+                "val/chance_R@5_no_context", "val/copy_last/cos", "val/context_mean/margin_vs_last", "ood/cos",
+                "ood/margin_vs_last"):
         assert guarded[key] == ev["metrics"][key]
     info = json.loads((runs[1] / "run.json").read_text())
     gates = json.loads((runs[1] / "gates.json").read_text())
@@ -112,12 +113,13 @@ def test_cli_prints_and_writes_markdown_and_csv(runs, tmp_path, capsys):
     assert main(["runs", "compare", *map(str, runs), "--markdown", str(md), "--csv", str(cs)]) == 0
     out = capsys.readouterr().out
     header = out.splitlines()[0]
-    for col in ("val cos", "val margin", "R@1", "R@5", "chance R@5", "copy-last cos", "ctx-mean cos", "ood cos",
+    for col in ("val cos", "val margin_vs_last", "R@5_article", "R@1_no_context", "R@5_no_context",
+                "chance R@5_no_context", "copy-last cos", "ctx-mean cos", "ood cos",
                 "gates", "wall s", "status"):
         assert col in header
     ev = _last_eval(runs[1])["metrics"]
     guarded_line = next(line for line in out.splitlines() if line.startswith("guarded"))
-    assert f"{ev['val/cos']:.4f}" in guarded_line and f"{ev['val/margin']:+.4f}" in guarded_line
+    assert f"{ev['val/cos']:.4f}" in guarded_line and f"{ev['val/margin_vs_last']:+.4f}" in guarded_line
     assert "plan differences:" in out and "loss.directional_margin.weight" in out
     text = md.read_text()
     assert text.startswith("# Run comparison") and "| run " in text and "## Plan differences" in text
@@ -130,3 +132,45 @@ def test_a_folder_that_is_not_a_run_is_bad_input(tmp_path, capsys):
     assert main(["runs", "compare", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "not a run directory (no run.json)" in err and len(err.strip().splitlines()) == 1
+
+
+def _as_before_the_rename(metrics: dict) -> dict:
+    """A record as an old trainer wrote it: margin, R@k for the article, no no-context ranks."""
+    from lvm_core.metric_names import TRAINER_RENAMED
+
+    back = {new: old for old, new in TRAINER_RENAMED.items()}
+    out = {}
+    for k, v in metrics.items():
+        parts = k.split("/")
+        if parts[0] in ("val", "ood") and parts[-1].endswith("_no_context"):
+            continue
+        if parts[0] in ("val", "ood") and parts[-1] in back:
+            k = "/".join([*parts[:-1], back[parts[-1]]])
+        out[k] = v
+    return out
+
+
+def test_a_run_folder_from_before_the_rename_compares_under_the_new_names(runs, tmp_path, capsys):
+    import shutil
+
+    old = tmp_path / "old-run"
+    shutil.copytree(runs[1], old)
+    lines = [json.loads(x) for x in (old / "metrics.jsonl").read_text().splitlines()]
+    for rec in lines:
+        if "metrics" in rec:
+            rec["metrics"] = _as_before_the_rename(rec["metrics"])
+    assert any("val/margin" in r.get("metrics", {}) for r in lines)
+    (old / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    info = json.loads((old / "run.json").read_text())
+    info["best"]["metric"] = "val/margin"
+    (old / "run.json").write_text(json.dumps(info))
+    new_row, old_row = run_row(runs[1]), run_row(old)
+    for key in ("val/margin_vs_last", "val/R@5_article", "val/copy_last/margin_vs_last", "ood/margin_vs_last"):
+        assert old_row[key] == new_row[key], key
+    assert "val/margin" not in old_row and "val/R@5_no_context" not in old_row  # never logged then: shown as -
+    assert main(["runs", "compare", str(old), str(runs[1])]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("old-run"))
+    assert f"{new_row['val/margin_vs_last']:+.4f}" in line
+    assert main(["runs", "show", str(old)]) == 0
+    assert "best checkpoint: val/margin_vs_last" in capsys.readouterr().out

@@ -33,7 +33,7 @@ def _winner(metrics, name):
 
 def test_margin_is_won_by_a_prediction_far_from_everything_and_cos_is_not():
     m = _val_metrics()
-    assert _winner(m, "val/margin") == "far"  # the finding: margin ~0 beats every honest predictor
+    assert _winner(m, "val/margin_vs_last") == "far"  # the finding: margin ~0 beats every honest predictor
     default = TrainConfig.__dataclass_fields__["select_metric"].default
     assert default == "val/cos" and _winner(m, default) == "context_mean"
     assert m["far"]["val/cos"] < m["copy_last"]["val/cos"]
@@ -43,6 +43,6 @@ def test_zero_and_nan_evaluations_are_never_selected():
     m = _val_metrics()
     assert has_nonfinite(m["zeros"]) and has_nonfinite(m["nan"])
     assert not has_nonfinite(m["copy_last"]) and not has_nonfinite(m["far"])
-    assert m["zeros"]["val/cos"] == 0.0 and m["nan"]["val/R@1"] == 0.0
+    assert m["zeros"]["val/cos"] == 0.0 and m["nan"]["val/R@1_article"] == 0.0
     # a baseline's own count never blocks the model's selection
     assert not has_nonfinite({"val/cos": 0.5, "val/copy_last/nonfinite": 3.0})

@@ -38,13 +38,13 @@ def test_validation_metrics_hand_computed(qstore, tmp_path):
     m = evaluate(setup.model, setup.eval_sets, torch.device("cpu"))
     assert m["val/cos"] == pytest.approx((-1 + 0) / 2)
     assert m["val/cos_last"] == pytest.approx((0 + -1) / 2)
-    assert m["val/margin"] == pytest.approx(((-1 - 0) + (0 - -1)) / 2)
+    assert m["val/margin_vs_last"] == pytest.approx(((-1 - 0) + (0 - -1)) / 2)
     # sims to the 4 chunks of article 8: E0 1, E1 0, E2 -1, E3 0 -> target E2 rank 4, E3 rank 3
     # (its tie with E1 counts against it)
-    assert m["val/R@1"] == 0.0 and m["val/R@5"] == 1.0
-    assert m["val/MRR"] == pytest.approx((1 / 4 + 1 / 3) / 2)
-    assert m["val/chance_R@1"] == pytest.approx(0.25)
-    assert m["val/chance_MRR"] == pytest.approx(H4 / 4)
+    assert m["val/R@1_article"] == 0.0 and m["val/R@5_article"] == 1.0
+    assert m["val/MRR_article"] == pytest.approx((1 / 4 + 1 / 3) / 2)
+    assert m["val/chance_R@1_article"] == pytest.approx(0.25)
+    assert m["val/chance_MRR_article"] == pytest.approx(H4 / 4)
 
 
 def test_baselines_hand_computed_on_the_same_samples(qstore, tmp_path):
@@ -52,15 +52,15 @@ def test_baselines_hand_computed_on_the_same_samples(qstore, tmp_path):
     b = baseline_metrics(setup.eval_sets)
     # copy-last predicts E1 then E2: cos to targets 0, 0; cos to itself 1 -> margin -1
     assert b["val/copy_last/cos"] == pytest.approx(0.0)
-    assert b["val/copy_last/margin"] == pytest.approx(-1.0)
+    assert b["val/copy_last/margin_vs_last"] == pytest.approx(-1.0)
     # the last chunk itself outranks the target and one chunk ties it (ties count against): rank 3
-    assert b["val/copy_last/MRR"] == pytest.approx(1 / 3)
+    assert b["val/copy_last/MRR_article"] == pytest.approx(1 / 3)
     # context mean of (E0, E1) is (1, 1)/sqrt2: cos to E2 is -1/sqrt2, to the last chunk E1 +1/sqrt2
     r = 1 / math.sqrt(2)
     assert b["val/context_mean/cos"] == pytest.approx(-r)
-    assert b["val/context_mean/margin"] == pytest.approx(-2 * r)
-    assert b["val/context_mean/MRR"] == pytest.approx(1 / 4)  # each target ties one chunk below two
-    assert "val/copy_last/chance_R@1" not in b  # chance is per split, printed once
+    assert b["val/context_mean/margin_vs_last"] == pytest.approx(-2 * r)
+    assert b["val/context_mean/MRR_article"] == pytest.approx(1 / 4)  # each target ties one chunk below two
+    assert "val/copy_last/chance_R@1_article" not in b  # chance is per split, printed once
 
 
 def test_batches_gather_the_right_rows(tmp_path):
@@ -167,7 +167,7 @@ def test_events_and_run_directory_files(tmp_path):
     seen = []
     setup = setup_for(tmp_path, store, LastLinear(store.dim), [LossTerm("mse", mse_strategy)],
                       train_articles=range(6), eval_articles=[6, 7], epochs=2, batch_size=4, log_every=4,
-                      context_len=3, select_metric="val/margin")  # epoch 2 is no better on this metric
+                      context_len=3, select_metric="val/margin_vs_last")  # epoch 2 is no better on this metric
     result = train(setup, sinks=[seen.append])
     assert result.status == "completed" and result.step == 2 * ((6 * 7) // 4)
     names = sorted(str(p.relative_to(setup.run.path)) for p in setup.run.path.rglob("*") if p.is_file())
@@ -181,15 +181,16 @@ def test_events_and_run_directory_files(tmp_path):
     assert steps == [4, 8, 10, 12, 16, 20]  # every 4th step and at each epoch end (10 steps an epoch)
     assert [m["kind"] for m in metrics].count("EvalDone") == 2
     ev = metrics[-1]["metrics"]
-    for key in ("val/cos", "val/margin", "val/R@1", "val/R@5", "val/MRR", "val/chance_R@5",
-                "val/copy_last/margin", "val/context_mean/cos", "train/loss", "train/loss/mse"):
+    for key in ("val/cos", "val/margin_vs_last", "val/R@1_article", "val/R@5_article", "val/MRR_article",
+                "val/chance_R@5_article", "val/R@1_no_context", "val/R@5_no_context", "val/chance_R@5_no_context",
+                "val/copy_last/margin_vs_last", "val/context_mean/cos", "train/loss", "train/loss/mse"):
         assert key in ev
     events = [e["kind"] for e in setup.run.read_jsonl("events.jsonl")]
     assert events[0] == "RunStarted" and events[-1] == "RunEnded"
     assert events.count("CheckpointSaved") >= 2
     assert [e.kind for e in seen if e.kind != "StepLogged"][:3] == ["RunStarted", "EpochEnded", "EvalDone"]
     info = setup.run.read_json("run.json")
-    assert info["status"] == "completed" and info["step"] == result.step and info["best"]["metric"] == "val/margin"
+    assert info["status"] == "completed" and info["step"] == result.step and info["best"]["metric"] == "val/margin_vs_last"
     report = (setup.run.path / "report.md").read_text()
     assert "copy_last" in report and "context_mean" in report and "chance" in report
     json.dumps(info)  # JSON-clean (no NaN)
@@ -232,11 +233,12 @@ def test_run_directories_are_fresh_or_empty(tmp_path):
 def test_metrics_table_rows_and_missing_values():
     from lvm_core.rundir import format_table, metrics_table
 
-    m = {"val/cos": 0.5, "val/margin": -0.25, "val/copy_last/cos": 0.75, "val/chance_R@1": 0.125}
+    m = {"val/cos": 0.5, "val/margin_vs_last": -0.25, "val/copy_last/cos": 0.75, "val/chance_R@1_no_context": 0.125}
     rows = metrics_table(m)
-    assert rows[0] == ["split", "predictor", "cos", "margin", "R@1", "R@5", "MRR"]
+    assert rows[0] == ["split", "predictor", "cos", "margin_vs_last", "R@5_article", "R@1_no_context", "R@5_no_context",
+                       "MRR_no_context"]
     assert rows[1][:4] == ["val", "model", "0.5000", "-0.2500"] and rows[1][4] == "-"
-    assert rows[2][:3] == ["val", "copy_last", "0.7500"] and rows[4][:5] == ["val", "chance", "", "", "0.1250"]
+    assert rows[2][:3] == ["val", "copy_last", "0.7500"] and rows[4][:6] == ["val", "chance", "", "", "-", "0.1250"]
     assert len(rows) == 5  # no ood rows without ood metrics
     assert format_table(rows, markdown=True).splitlines()[1].startswith("|---")
 

@@ -114,7 +114,7 @@ async def test_train_screen_follows_the_child_run_and_stop_ends_it(tmp_path, hos
         assert table.get_row_at(0)[5] == "0.600"  # copy-last beside the model
         losses, evals = pane.series()
         assert losses["loss"][0] == [float(s) for s in range(1, 13)]
-        assert evals["val/margin"][0] == [0.0, 1.0, 2.0]
+        assert evals["val/margin_vs_last"][0] == [0.0, 1.0, 2.0]
         assert [a["code"] for a in pane.alerts] == ["collapse"]
         await pilot.pause(0.3)
         plot = app.query_one("#val-plot", PlotWidget)
@@ -212,7 +212,7 @@ async def test_runs_screen_compares_two_runs_and_resumes_a_stopped_one(tmp_path,
         assert plot._y_min < -0.2 and plot._y_max > 0.12  # every value inside the axes, none on the box
         assert not plot.query_one("#legend").display  # the key is in the title, not over the data
         detail = str(app.query_one("#plan-diff", Static).render())
-        assert "a-1: val/margin last +0.120 (epoch 2), best +0.120" in detail
+        assert "a-1: val/margin_vs_last last +0.120 (epoch 2), best +0.120" in detail  # an old run folder
         # resume: only a stopped run with a last checkpoint
         table.move_cursor(row=[p.path.name for p in pane.runs].index("a-1"))
         await pilot.press("r")
@@ -224,7 +224,7 @@ async def test_runs_screen_compares_two_runs_and_resumes_a_stopped_one(tmp_path,
         assert run.calls == [{"plan": None, "run_dir": runs / "b-1", "resume": True}]
         assert app.train_pane.status == "completed"
         # the earlier epochs (b-1's history) come first, then the resumed run's
-        assert app.train_pane.series()[1]["val/margin"][1][:2] == [-0.2, -0.05]
+        assert app.train_pane.series()[1]["val/margin_vs_last"][1][:2] == [-0.2, -0.05]
 
 
 async def test_attach_follows_a_run_another_process_is_writing(tmp_path, host):
@@ -357,4 +357,4 @@ async def test_gates_screen_shows_the_offset_profile_values_on_the_bundled_store
         assert rows["oracle"][k["+1"]] == "1.000" and rows["copy_last"][k["0"]] == "1.000"
         # every check of the highlighted gate is listed beside the chart (the table row is short)
         checks = str(gates.query_one("#gates-checks", Static).render())
-        assert "gate A offset sweep" in checks and "val.mean_plus1" in checks and "ood.margin" in checks
+        assert "gate A offset sweep" in checks and "val.mean_plus1" in checks and "ood.margin_vs_best_offset" in checks

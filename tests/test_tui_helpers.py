@@ -70,7 +70,7 @@ def test_read_run_and_scan_report_broken_files_without_raising(tmp_path):
     runs = {r.path.name: r for r in scan_runs(tmp_path)}
     assert set(runs) == {"good-1", "bad-1"}
     g = runs["good-1"]
-    assert (g.status, g.gate_score, g.gate_passed, g.best_text) == ("completed", 4, True, "margin +0.125")
+    assert (g.status, g.gate_score, g.gate_passed, g.best_text) == ("completed", 4, True, "margin_vs_last +0.125")  # named before the rename
     assert runs["bad-1"].problem.startswith("run.json: not valid JSON")
     assert read_run(tmp_path / "not-a-run").problem == "run.json missing"
     assert scan_runs(tmp_path / "absent") == []

@@ -77,7 +77,7 @@ def test_zero_and_nan_models_score_nothing_on_one_hot_chunks(tmp_path, fill):
     res = _battery(lambda c: np.full((len(c), c.shape[2]), fill, np.float32), store, store, 100)
     assert res.score() == 0 and all(not c.passed for v in res.verdicts["model"].values() for c in v.checks)
     b = res.metrics["B"]["val"]["model"]
-    assert b["article/R@1"] == 0.0 and b["without_context/R@5"] == 0.0 and b["nonfinite"] == res.splits["val"]["samples"]
+    assert b["R@1_article"] == 0.0 and b["R@5_no_context"] == 0.0 and b["nonfinite"] == res.splits["val"]["samples"]
     assert res.metrics["A"]["val"]["model"]["k=+1"] == 0.0  # a zero row has cos 0 to everything
     doc = res.to_json()
     assert doc["splits"]["val"]["nonfinite"]["model"] == res.splits["val"]["samples"]

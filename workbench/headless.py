@@ -94,8 +94,8 @@ class ConsoleSink:
             parts = [f"epoch {event.epoch} eval:"]
             for split in ("val", "ood"):
                 if f"{split}/cos" in m:
-                    parts.append(f"{split} cos {m[f'{split}/cos']:.4f} margin {m[f'{split}/margin']:+.4f} "
-                                 f"R@5 {m[f'{split}/R@5']:.3f} (copy-last cos {m.get(f'{split}/copy_last/cos', float('nan')):.4f}, "
+                    parts.append(f"{split} cos {m[f'{split}/cos']:.4f} margin_vs_last {m[f'{split}/margin_vs_last']:+.4f} "
+                                 f"R@5_no_context {m[f'{split}/R@5_no_context']:.3f} (copy-last cos {m.get(f'{split}/copy_last/cos', float('nan')):.4f}, "
                                  f"ctx-mean {m.get(f'{split}/context_mean/cos', float('nan')):.4f}, "
                                  f"ridge {m.get(f'{split}/ridge/cos', float('nan')):.4f}; {_beats(m, split)});")
             self._line(" ".join(parts))
@@ -159,6 +159,8 @@ def run_from_args(args: argparse.Namespace, *, stdout: TextIO | None = None, std
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     if args.resume:
         plan = load_run_plan(args.resume)
+        for note in plan.notes:
+            stderr.write(f"note: {note}\n")
         if args.run:
             given = load_plan(args.run)
             if plan_to_dict(given) != plan_to_dict(plan):
@@ -170,6 +172,8 @@ def run_from_args(args: argparse.Namespace, *, stdout: TextIO | None = None, std
             raise InputError("--seeds", "cannot be combined with --resume (resume each member run of a group alone)")
     else:
         plan = load_plan(args.run)
+        for note in plan.notes:
+            stderr.write(f"note: {note}\n")
         seeds = parse_seeds(args.seeds) if getattr(args, "seeds", None) else plan.seeds
         if seeds:
             return run_seed_group(plan, seeds, bool(getattr(args, "seed_splits", False)) or plan.seed_splits, args,

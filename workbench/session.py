@@ -27,7 +27,7 @@ import platform
 import re
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -41,6 +41,7 @@ from lvm_core.curriculum import SampleFilter, build_subsets, epoch_index, filter
 from lvm_core.device import configure_threads, seed_everything, select_device
 from lvm_core.errors import InputError, InputErrors
 from lvm_core.evaluation import DEFAULT_GATES, resolve_gates
+from lvm_core.metric_names import current_name
 from lvm_core.events import CheckpointSaved, EpochEnded, EvalDone, Event, RunEnded, RunStarted
 from lvm_core.params import resolve_params
 from lvm_core.atomic import remove_temporaries
@@ -133,6 +134,7 @@ class Plan:
     source: str = field(default="plan", compare=False)  # the file it came from, for messages
     text: str | None = field(default=None, compare=False, repr=False)  # the TOML as given
     base_dir: Path = field(default_factory=Path.cwd, compare=False)
+    notes: list[str] = field(default_factory=list, compare=False)  # e.g. an old metric name read as its new one
 
 
 TOP_KEYS = ("name", "seed", "seeds", "seed_splits", "data", "model", "loss", "train", "eval", "gates", "plugins", "tripwire")
@@ -432,28 +434,40 @@ def plan_from_dict(data: Mapping[str, Any], base_dir: str | Path, *, source: str
 
     eval_splits = ["val"] + (["ood"] if data_plan is not None and (data_plan.ood or "ood" in parts) else [])
     known = metric_names(eval_splits, [l.name for l in losses], gates=gates is not None)
+    notes: list[str] = []
     for key in ("select_metric", "early_stop_metric"):
         metric = getattr(train, key)
+        if metric and current_name(metric) != metric:  # a plan (or a resumed run) from before the rename
+            setattr(train, key, current_name(metric))
+            notes.append(_renamed_note(f"train.{key}", metric))
+            metric = getattr(train, key)
         if metric and not _metric_known(metric, known, [l.name for l in losses], gates is not None):
             close = difflib.get_close_matches(metric, sorted(known), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            c.add(f"train.{key}", f"{metric!r} is not a metric this run logs (e.g. val/margin, val/cos, val/R@5, "
-                                  f"loss, train/loss){hint}")
+            c.add(f"train.{key}", f"{metric!r} is not a metric this run logs (e.g. val/cos, val/margin_vs_last, "
+                                  f"val/R@5_no_context, loss, train/loss){hint}")
     for key, mode in (("select_metric", "select_mode"), ("early_stop_metric", "early_stop_mode")):
         metric = getattr(train, key)
         if metric.removeprefix("train/").startswith("loss") and "/stat/" not in metric:  # a loss: lower is better
             c.check(getattr(train, mode) == "min", f"train.{mode}",
                     f"{getattr(train, mode)!r} would keep the highest {metric}; set {mode} = \"min\"")
-    tripwires = _tripwires(c, top, [l.name for l in losses], known, gates is not None)
+    tripwires = _tripwires(c, top, [l.name for l in losses], known, gates is not None, notes)
     if c.errors:
         raise c.errors[0] if len(c.errors) == 1 else InputErrors(source, c.errors)
     assert data_plan is not None and model is not None
     return Plan(name, seed, data_plan, model, losses, train, eval_cfg, gates, PluginsPlan(list(modules), tensorboard),
                 tripwires=tripwires, seeds=list(seeds), seed_splits=seed_splits, source=source, text=text,
-                base_dir=base_dir)
+                base_dir=base_dir, notes=notes)
 
 
-def _tripwires(c: _Checker, top: Mapping[str, Any], losses: list[str], known: set[str], gates: bool) -> list[Tripwire]:
+def _renamed_note(where: str, old: str) -> str:
+    """The note for a metric named as before the rename (lvm_core/metric_names.py)."""
+    return (f"{where}: {old!r} is the old name of {current_name(old)!r} (one name per number: "
+            f"docs/metrics.md); read as {current_name(old)!r}")
+
+
+def _tripwires(c: _Checker, top: Mapping[str, Any], losses: list[str], known: set[str], gates: bool,
+               notes: list[str]) -> list[Tripwire]:
     """[[tripwire]] tables; a metric the run can never log is reported now, not at epoch N."""
     raw = top.get("tripwire")
     if raw is None:
@@ -474,12 +488,15 @@ def _tripwires(c: _Checker, top: Mapping[str, Any], losses: list[str], known: se
             c.take([exc])
             continue
         metric = tw.when.metric
-        chance = {f"{s}/chance_{m}" for s in ("val", "ood") if f"{s}/cos" in known for m in ("R@1", "R@5", "MRR")}
-        if metric not in chance and not _metric_known(metric, known, losses, gates):
-            close = difflib.get_close_matches(metric, sorted(known | chance), n=1)
+        if current_name(metric) != metric:
+            notes.append(_renamed_note(f"tripwire[{i}].when", metric))
+            tw = replace(tw, when=replace(tw.when, metric=current_name(metric)))
+            metric = tw.when.metric
+        if not _metric_known(metric, known, losses, gates):
+            close = difflib.get_close_matches(metric, sorted(known), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            c.add(f"tripwire[{i}].when", f"{metric!r} is not a metric this run logs (e.g. val/margin, val/cos, "
-                                         f"val/R@5, loss, train/loss){hint}")
+            c.add(f"tripwire[{i}].when", f"{metric!r} is not a metric this run logs (e.g. val/cos, val/margin_vs_last, "
+                                         f"val/R@5_no_context, loss, train/loss){hint}")
         out.append(tw)
     return out
 

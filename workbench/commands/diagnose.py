@@ -170,12 +170,10 @@ def headline(out: dict[str, Any]) -> list[str]:
                      f"[{_fmt(lo)}, {_fmt(hi)} by article], chance 0.5: {probe['verdict']}")
     base = diags.get("baselines")
     if base:
-        fair = base.get("ranks_without_context_candidates", {})
         for name, m in base["baselines"].items():
-            f = fair.get(name, {})
-            lines.append(f"{base['part']} {name:<21} cos {_fmt(m['cos'])}  margin {_fmt(m['margin'])}  "
-                         f"R@1 {_fmt(m['R@1'])} (chance {_fmt(m['chance_R@1'])}; without context "
-                         f"{_fmt(f.get('R@1'))}, chance {_fmt(f.get('chance_R@1'))})")
+            lines.append(f"{base['part']} {name:<21} cos {_fmt(m['cos'])}  margin_vs_last {_fmt(m['margin_vs_last'])}  "
+                         f"R@1_article {_fmt(m['R@1_article'])} (chance {_fmt(m['chance_R@1_article'])})  "
+                         f"R@1_no_context {_fmt(m['R@1_no_context'])} (chance {_fmt(m['chance_R@1_no_context'])})")
     return lines
 
 

@@ -195,9 +195,11 @@ def _resolve_split(args: argparse.Namespace) -> tuple[CheckpointSplit | None, Sp
     if known is not None and given is not None and known.split is None and given.sha256() == known.sha256:
         known = dataclasses.replace(known, split=given, path=Path(args.split_file))
     if known is None or not known.known:
-        status = "given" if given is not None else "unknown"
-        return known, given, {"status": status, "file": args.split_file,
-                              "note": "the checkpoint records no split, so its training articles are not known"}
+        note = "the checkpoint records no split, so its training articles are not known"
+        if given is not None:  # scored on the given part, but nothing ties that split to the model
+            return known, given, {"status": "given", "part": args.val_part, "file": args.split_file,
+                                  "verified": False, "note": note}
+        return known, given, {"status": "unknown", "file": args.split_file, "note": note}
     split = given if given is not None else known.split
     return known, split, {"status": "given" if given is not None else "own", "part": args.val_part,
                           "file": str(args.split_file or known.path or ""), "sha256": known.sha256}
@@ -228,6 +230,8 @@ def split_line(split_about: dict[str, Any]) -> str:
     elif status in ("own", "given"):
         where = f"part {split_about.get('part', 'val')} of {split_about.get('file')}"
         line = f"split: {'the checkpoint' + chr(39) + 's own' if status == 'own' else 'given'}, {where}"
+        if split_about.get("verified") is False:
+            line += " (not verified: the checkpoint records no split)"
     else:
         line = f"split: {status}"
     if split_about.get("overlap_allowed"):
@@ -241,6 +245,9 @@ def _report(args: argparse.Namespace, result: Any, about: dict[str, Any]) -> int
     if about["split"].get("status") == "unknown":
         print("warning: split: unknown: the model's training articles are not known, so these numbers may "
               "include them (a checkpoint of a run folder knows its split)", file=sys.stderr)
+    elif about["split"].get("verified") is False:
+        print(f"warning: split: given but not verified: the checkpoint records no split, so {about['split']['file']} "
+              "cannot be checked against its training articles (these numbers may include them)", file=sys.stderr)
     if not args.ood and any(g.key == "E" for g in result.gates):
         print("note: no --ood split, so gate E cannot run and the battery cannot pass", file=sys.stderr)
     if args.json:

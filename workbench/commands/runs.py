@@ -22,7 +22,7 @@ HELP = "list run directories (runs ls [DIR]), show one run (runs show RUN), comp
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="runs_action", metavar="ACTION", required=True)
-    ls = sub.add_parser("ls", help="one line per run: status, progress, val cos and margin beside copy-last")
+    ls = sub.add_parser("ls", help="one line per run: status, progress, val cos and margin_vs_last beside copy-last")
     ls.add_argument("dir", nargs="?", default="runs", help="folder holding run directories (default: runs)")
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
     show = sub.add_parser("show", help="a run's status, data, best checkpoint, last metrics beside the baselines, gates")
@@ -56,8 +56,9 @@ def list_runs(root: Path) -> list[dict]:
             continue
         out.append({"run": str(run.path.relative_to(root)), "status": info.get("status"), "model": info.get("model"),
                     "epoch": info.get("epoch"), "epochs": info.get("epochs"), "created": info.get("created"),
-                    "val/cos": last.get("val/cos"), "val/margin": last.get("val/margin"),
-                    "val/R@5": last.get("val/R@5"), "val/copy_last/margin": last.get("val/copy_last/margin"),
+                    "val/cos": last.get("val/cos"), "val/margin_vs_last": last.get("val/margin_vs_last"),
+                    "val/R@5_no_context": last.get("val/R@5_no_context"),
+                    "val/copy_last/margin_vs_last": last.get("val/copy_last/margin_vs_last"),
                     "best": (info.get("best") or {}).get("value")})
     return sorted(out, key=lambda r: r.get("created") or "", reverse=True)
 
@@ -71,12 +72,13 @@ def run(args: argparse.Namespace) -> int:
         if not rows:
             print(f"no runs in {args.dir}")
             return 0
-        table = [["RUN", "STATUS", "MODEL", "EPOCH", "VAL COS", "VAL MARGIN", "R@5", "COPY-LAST MARGIN", "BEST"]]
+        table = [["RUN", "STATUS", "MODEL", "EPOCH", "VAL COS", "MARGIN_VS_LAST", "R@5_NO_CONTEXT",
+                  "COPY-LAST MARGIN_VS_LAST", "BEST"]]
         for r in rows:
             epoch = f"{_fmt(r.get('epoch'), '')}/{_fmt(r.get('epochs'), '')}" if r.get("epochs") else "-"
             table.append([r["run"], str(r.get("status")), str(r.get("model") or "-"), epoch, _fmt(r.get("val/cos")),
-                          _fmt(r.get("val/margin"), "+.4f"), _fmt(r.get("val/R@5")),
-                          _fmt(r.get("val/copy_last/margin"), "+.4f"), _fmt(r.get("best"))])
+                          _fmt(r.get("val/margin_vs_last"), "+.4f"), _fmt(r.get("val/R@5_no_context")),
+                          _fmt(r.get("val/copy_last/margin_vs_last"), "+.4f"), _fmt(r.get("best"))])
         print(format_table(table))
         return 0
 

@@ -16,7 +16,9 @@ from typing import Any, Iterator
 
 import tomli
 
-SELECT_DEFAULT = "val/margin"
+from lvm_core.metric_names import current_name, upgrade_record
+
+SELECT_DEFAULT = "val/cos"  # lvm_core.train.TrainConfig.select_metric
 
 
 @dataclass
@@ -42,7 +44,7 @@ class RunInfo:
 
     @property
     def best_text(self) -> str:
-        metric = self.best.get("metric", SELECT_DEFAULT)
+        metric = current_name(str(self.best.get("metric", SELECT_DEFAULT)))  # a run from before the rename too
         value = self.best.get("value")
         if not isinstance(value, (int, float)):
             return "-"
@@ -133,7 +135,7 @@ class JsonlTail:
                 self.bad_lines += 1
                 continue
             if isinstance(obj, dict):
-                out.append(obj)
+                out.append(upgrade_record(obj))  # metric names from before the rename, too
         return out
 
 

@@ -19,7 +19,7 @@ from .charts import draw_points, key_title, padded_limits
 from .rundirs import RunInfo, curves, plan_diff, read_jsonl, read_plan, scan_runs
 from .train_pane import format_eta
 
-COMPARE_METRICS = ("val/margin", "val/cos", "loss")
+COMPARE_METRICS = ("val/margin_vs_last", "val/cos", "loss")
 STYLES = ("bright_cyan", "bright_magenta")
 MARKERS = ("●", "■")
 

@@ -29,7 +29,7 @@ BASELINES = (("copy_last", "red"), ("context_mean", "yellow"))
 REDRAW_S = 0.5
 #: most points drawn per curve; longer curves are thinned evenly (the last point always kept)
 MAX_POINTS = 600
-EPOCH_COLUMNS = ("epoch", "step", "loss", "val cos", "val margin", "copy-last cos", "ctx-mean cos", "R@1")
+EPOCH_COLUMNS = ("epoch", "step", "loss", "val cos", "margin_vs_last", "copy-last cos", "ctx-mean cos", "R@1_no_context")
 
 
 def format_eta(seconds: float | None) -> str:
@@ -54,8 +54,9 @@ def _fmt(value: Any, spec: str = ".3f") -> str:
 class TrainPane(Vertical):
     """The Train tab: everything about the run in progress (or the last one)."""
 
-    CHARTS = ("cos", "margin")
-    KEYS = [Binding("m", "toggle_chart", "Cos/margin", tooltip="switch the right chart between val cosine and margin")]
+    CHARTS = ("cos", "margin_vs_last")
+    KEYS = [Binding("m", "toggle_chart", "Cos/margin", tooltip="switch the right chart between val cosine and "
+                                                               "margin_vs_last (over the last context chunk)")]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -68,7 +69,7 @@ class TrainPane(Vertical):
         self.device = ""
         self.total_steps = 0
         self.step = 0
-        self.chart = "margin"
+        self.chart = "margin_vs_last"
         self.alerts: list[dict[str, Any]] = []
         self.epochs_shown = 0
         self._dirty = False  # the status line and progress bar
@@ -91,7 +92,7 @@ class TrainPane(Vertical):
         with Horizontal(id="train-sparks"):
             yield Label("loss", id="loss-spark-label", classes="spark-label")
             yield Sparkline([], id="loss-spark")
-            yield Label("margin", id="margin-spark-label", classes="spark-label")
+            yield Label("margin_vs_last", id="margin-spark-label", classes="spark-label")
             yield Sparkline([], id="margin-spark")
         with Horizontal(id="train-bottom"):
             yield DataTable(id="epoch-table", cursor_type="row", zebra_stripes=True)
@@ -205,8 +206,8 @@ class TrainPane(Vertical):
         table = self.query_one("#epoch-table", DataTable)
         following = table.cursor_row >= table.row_count - 1  # on the newest row (or none yet): keep following
         table.add_row(
-            str(epoch), str(rec.get("step")), _fmt(loss, ".4f"), _fmt(m.get("val/cos")), _fmt(m.get("val/margin"), "+.3f"),
-            _fmt(m.get("val/copy_last/cos")), _fmt(m.get("val/context_mean/cos")), _fmt(m.get("val/R@1")),
+            str(epoch), str(rec.get("step")), _fmt(loss, ".4f"), _fmt(m.get("val/cos")), _fmt(m.get("val/margin_vs_last"), "+.3f"),
+            _fmt(m.get("val/copy_last/cos")), _fmt(m.get("val/context_mean/cos")), _fmt(m.get("val/R@1_no_context")),
         )
         self.epochs_shown += 1
         if following:
@@ -316,12 +317,13 @@ class TrainPane(Vertical):
             val_plot.scatter(*model, marker="●", marker_style="bright_cyan")  # one epoch is one point
             keys.insert(0, ("model", "bright_cyan"))
         self._set_val_title(keys)
-        if "val/margin" in evals:
-            self._spark("margin", evals["val/margin"][1][-60:], "+.3f")
+        if "val/margin_vs_last" in evals:
+            self._spark("margin", evals["val/margin_vs_last"][1][-60:], "+.3f", "margin_vs_last")
 
-    def _spark(self, name: str, values: list[float], spec: str) -> None:
+    def _spark(self, name: str, values: list[float], spec: str, title: str = "") -> None:
         """A trend bar and its label with the range it spans: the bar always fills its height,
         so -0.004..-0.003 would look like a collapse without the numbers beside it."""
         self.query_one(f"#{name}-spark", Sparkline).data = values
-        label = f"{name} {min(values):{spec}}..{max(values):{spec}}" if values else name
+        title = title or name
+        label = f"{title} {min(values):{spec}}..{max(values):{spec}}" if values else title
         self.query_one(f"#{name}-spark-label", Label).update(label, layout=False)
