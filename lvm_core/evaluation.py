@@ -622,7 +622,7 @@ class BatteryResult:
 
     def flat_metrics(self, prefix: str = "gates") -> dict[str, float]:
         """Flat names for metrics.jsonl and checkpoint selection: gates/score, gates/passed,
-        gates/A/passed, gates/A/val/margin, gates/A/val/copy_last/margin, ..."""
+        gates/A/passed, gates/A/val/margin_vs_best_offset, gates/A/val/copy_last/margin_vs_best_offset, ..."""
         out: dict[str, float] = {f"{prefix}/score": float(self.score()), f"{prefix}/passed": float(self.passed)}
         for g in self.gates:
             v = self.verdicts[MODEL][g.key].passed

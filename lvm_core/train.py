@@ -85,7 +85,7 @@ class TrainConfig:
     deterministic: bool = False
     compile: bool = False  # torch.compile the model and loss terms (lvm_core/compiled.py; for GPUs)
     log_every: int = 20
-    # val/cos: a prediction far from everything (cos ~0 to all) cannot win it, as it won val/margin
+    # val/cos: a prediction far from everything (cos ~0 to all) cannot win it, as it won val/margin_vs_last
     # (the quickstart's epoch 1: margin ~0, cos 0.41 below copy-last); docs/5cat.md
     select_metric: str = "val/cos"
     select_mode: str = "max"
