@@ -35,8 +35,13 @@ class Batch:
         """The last context chunk c_last, (B, D)."""
         return self.contexts[:, -1, :]
 
+    def share_prediction(self, pred: torch.Tensor) -> None:
+        """The trainer's forward pass of this batch: what `prediction` returns to every term."""
+        self._pred = pred
+
     def prediction(self, model: torch.nn.Module) -> torch.Tensor:
-        """model(contexts), computed on first use and cached for the other loss terms."""
+        """model(contexts): the trainer's forward pass, shared by all terms (computed here on
+        first use when a strategy is called outside the trainer)."""
         if self._pred is None:
             self._pred = model(self.contexts)
         return self._pred

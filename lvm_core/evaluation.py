@@ -688,30 +688,8 @@ def run_battery(
             "gate_samples": {g.key: int(len(s.subset(g.key))) for g in gates},
         }
         timings[f"sample_{split}_s"] = time.perf_counter() - t0
-        per_sample: dict[str, dict[str, np.ndarray]] = {g.key: {} for g in gates if is_relative(g)}
-        rel_bad: dict[str, dict[str, float]] = {}
-        for pname, pred in predictors:
-            say(f"{split}: predicting {len(wanted)} variants for {pname} on {len(s)} samples")
-            t1 = time.perf_counter()
-            preds = predict_split(pred, s, wanted, ctx)
-            if pname == MODEL:
-                timings["predict_model_s"] += time.perf_counter() - t1
-            for g in gates:
-                bad = float(preds.nonfinite(g.variants(context_len, horizon, legacy), s.subset(g.key)))
-                if is_relative(g):
-                    per_sample[g.key][pname] = g.per_sample(preds)
-                    rel_bad.setdefault(g.key, {})[pname] = bad
-                else:
-                    metrics[g.key].setdefault(split, {})[pname] = {**g.measure(preds), "nonfinite": bad}
-            split_info[split].setdefault("nonfinite", {})[pname] = preds.nonfinite(preds.bad)
-            del preds
-        t2 = time.perf_counter()
-        for g in gates:
-            if is_relative(g):
-                metrics[g.key][split] = g.compare(s, per_sample[g.key])
-                for pname, m in metrics[g.key][split].items():
-                    m["nonfinite"] = rel_bad.get(g.key, {}).get(pname, 0.0)
-        timings["paired_s"] = timings.get("paired_s", 0.0) + time.perf_counter() - t2
+        _battery_split(split, s, ctx, predictors, gates, wanted, (context_len, horizon, legacy), metrics,
+                       split_info[split], timings, say)
     verdicts: dict[str, dict[str, Verdict]] = {}
     for pname, _ in predictors:
         verdicts[pname] = {}
@@ -723,6 +701,39 @@ def run_battery(
               "gates": [g.key for g in gates], "baselines": [*baselines, *(extra_baselines or {})],
               "thresholds": {g.key: dict(getattr(g, "thresholds", {})) for g in gates}}
     return BatteryResult(list(gates), metrics, verdicts, split_info, config, timings)
+
+
+def _battery_split(split: str, s: Any, ctx: Any, predictors: Sequence[tuple[str, Predictor | str]], gates: Sequence[Gate],
+                   wanted: list[str], shape: tuple[int, int, bool], metrics: dict[str, Any], info: dict[str, Any],
+                   timings: dict[str, float], say: Callable[[str], None]) -> None:
+    """One split of run_battery: every predictor's variants on the split's samples `s`, each
+    gate's metrics into `metrics[gate][split]`, non-finite counts into `info`, times into
+    `timings`. `shape` is (context_len, horizon, legacy)."""
+    context_len, horizon, legacy = shape
+    per_sample: dict[str, dict[str, np.ndarray]] = {g.key: {} for g in gates if is_relative(g)}
+    rel_bad: dict[str, dict[str, float]] = {}
+    for pname, pred in predictors:
+        say(f"{split}: predicting {len(wanted)} variants for {pname} on {len(s)} samples")
+        t1 = time.perf_counter()
+        preds = predict_split(pred, s, wanted, ctx)
+        if pname == MODEL:
+            timings["predict_model_s"] += time.perf_counter() - t1
+        for g in gates:
+            bad = float(preds.nonfinite(g.variants(context_len, horizon, legacy), s.subset(g.key)))
+            if is_relative(g):
+                per_sample[g.key][pname] = g.per_sample(preds)
+                rel_bad.setdefault(g.key, {})[pname] = bad
+            else:
+                metrics[g.key].setdefault(split, {})[pname] = {**g.measure(preds), "nonfinite": bad}
+        info.setdefault("nonfinite", {})[pname] = preds.nonfinite(preds.bad)
+        del preds
+    t2 = time.perf_counter()
+    for g in gates:
+        if is_relative(g):
+            metrics[g.key][split] = g.compare(s, per_sample[g.key])
+            for pname, m in metrics[g.key][split].items():
+                m["nonfinite"] = rel_bad.get(g.key, {}).get(pname, 0.0)
+    timings["paired_s"] = timings.get("paired_s", 0.0) + time.perf_counter() - t2
 
 
 def relative_baselines(metrics: Mapping[str, float]) -> list[str]:

@@ -3,8 +3,14 @@
     setup = workbench.session.prepare_run(plan, host)     # or build a TrainSetup by hand
     result = train(setup, sinks=[print], stop_event=threading.Event())
 
-Per optimizer step: set the lr from the schedule, run `grad_accum` micro-batches (each gathered
-from the store with one indexing call on the device), clip, step. Nothing waits for the device
+Read it top to bottom: `train` -> `prepare` (model, optimizer, `TrainState`, baselines) ->
+`loop` (epochs of `train_step`, log points, then `validate` and `after_validation`). Everything
+that changes while a run trains lives in one `TrainState` (lvm_core/train_state.py): a
+checkpoint is `state.state_dict()` beside the weights, and resume is `load_state_dict()`.
+
+Per optimizer step (`train_step`): set the lr from the schedule, run `grad_accum` micro-batches
+(each gathered from the store with one indexing call on the device; one forward pass whose
+prediction every loss term shares, then the weighted terms and backward), clip, step. Nothing waits for the device
 except every `log_every` steps (StepLogged) and at epoch ends; a non-finite loss is remembered
 on the device and noticed at those points, and since checkpoints are only written after such a
 check, the last good checkpoint is never overwritten by a diverged model.
@@ -41,20 +47,21 @@ from .compiled import maybe_compile
 from .checkpointer import Checkpointer
 from .curriculum import WindowSubset, epoch_index
 from .distributed import SINGLE, Dist
-from .device import autocast_bf16, capture_rng_state, restore_rng_state
+from .device import autocast_bf16
 from .exact_stop import StepMark, abortable
 from .errors import PluginFault
 from .failures import failure_reason, keep_traceback, record_failure
 from .events import Alert, CheckpointSaved, EpochEnded, EvalDone, Event, GatesDone, RunEnded, RunStarted, Sink, StepLogged
 from .fitted_baselines import FITTED_BASELINES, fit_baselines_streamed
 from .model_input import forward, model_contexts
-from .metric_names import RANK_SETS, current_name, rank_metric_names, upgrade_metrics
+from .metric_names import RANK_SETS, rank_metric_names, upgrade_metrics
 from .metrics import prediction_metrics
 from .paired_eval import SAMPLES_FILE, PairedEval
 from .rundir import RunDir, RunDirSink, iso_time, write_report
 from .schedules import LrSchedule, WeightSchedule
 from .weight_control import ShareController
 from .store import ArticleStore
+from .train_state import Best, TrainState, improved
 from .tripwires import Tripwire, TripwireBoard
 from .windows import Windows
 
@@ -337,13 +344,7 @@ def has_nonfinite(metrics: dict[str, float]) -> bool:
     return any(v > 0 for k, v in metrics.items() if k.count("/") == 1 and k.endswith("/nonfinite"))
 
 
-def improved(value: float, best: float | None, mode: str) -> bool:
-    if value != value:  # NaN never improves
-        return False
-    return best is None or (value > best if mode == "max" else value < best)
-
-
-# ---- the loop --------------------------------------------------------------------------------
+# ---- one run's fixed parts -------------------------------------------------------------------
 
 def adamw(groups: list[dict[str, Any]], lr: float) -> torch.optim.Optimizer:
     """AdamW, fused where torch has a fused kernel for the device (on CPU it is ~3x faster than
@@ -352,6 +353,16 @@ def adamw(groups: list[dict[str, Any]], lr: float) -> torch.optim.Optimizer:
         return torch.optim.AdamW(groups, lr=lr, fused=True)
     except (RuntimeError, ValueError):
         return torch.optim.AdamW(groups, lr=lr)
+
+
+def optimizer_for(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer | None:
+    """AdamW with weight decay on matrices only; None when the model has nothing to train."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    if not (decay or no_decay):
+        return None
+    return adamw([{"params": decay, "weight_decay": cfg.weight_decay},
+                  {"params": no_decay, "weight_decay": 0.0}], cfg.lr)
 
 
 class _Emitter:
@@ -374,12 +385,105 @@ class _Emitter:
                            str(exc) or type(exc).__name__))
 
 
+@dataclass
+class LogWindow:
+    """The running sums of the loss terms since the last log point, kept on the device (read
+    only at log points, so no step waits for it). Sums are replaced, never updated in place,
+    so a StepMark's copy of the dict stays the state of its moment."""
+
+    sums: dict[str, torch.Tensor] = field(default_factory=dict)
+    n: int = 0  # micro-batches summed
+    samples: int = 0  # windows trained on
+    t0: float = field(default_factory=time.time)
+
+    def add(self, name: str, value: torch.Tensor) -> None:
+        self.sums[name] = value if name not in self.sums else self.sums[name] + value
+
+    def means(self) -> torch.Tensor:
+        return torch.stack(list(self.sums.values())).div(self.n)
+
+
+class RunContext:
+    """What stays fixed while one run trains: the setup, where events go, the module and loss
+    strategies the step calls, the batch source, the checkpointer, the baselines' numbers; plus
+    the step in progress (its lr, weights and StepMark) for the logs and an abort."""
+
+    def __init__(self, setup: TrainSetup, sinks: Sequence[Sink], stop_event: threading.Event,
+                 model: nn.Module, trainable: bool) -> None:
+        cfg, dev, ddp = setup.config, setup.device, setup.dist
+        self.setup, self.cfg, self.device, self.ddp, self.stop_event = setup, cfg, dev, ddp, stop_event
+        # in a torchrun job rank 0 alone records the run (files, console, plugin hooks)
+        self.emit: Callable[[Event], None] = _Emitter(RunDirSink(setup.run), [*setup.sinks, *sinks]) if ddp.is_main else _silent
+        self.trainable, self.per_step = trainable, cfg.batch_size * cfg.grad_accum
+        self.n_train = len(setup.train_windows)
+        self.total_steps = sum(self.steps_in(e) for e in range(1, cfg.epochs + 1))
+        self.source = BatchSource(setup.train_windows.store, setup.train_windows.context_len, dev, setup.resident_bytes)
+        self.net, self.strategies = maybe_compile(distributed.wrap(ddp, model, dev), setup.losses, cfg.compile)
+        # one forward pass per micro-batch, shared by the loss terms (unless none of them reads it)
+        self.shared_prediction = any(getattr(t.strategy, "uses_prediction", True) for t in setup.losses)
+        self.train_rows = torch.from_numpy(setup.train_windows.target_rows).to(dev)
+        self.checkpoints = Checkpointer(setup.run.checkpoints)
+        self.base_metrics: dict[str, float] = {}
+        self.paired: PairedEval | None = None
+        self.stop_agreed = False  # torchrun: a stop request all ranks agreed on at the last log point
+        self.gates_passed: bool | None = None
+        self.last_battery: Any = None
+        self.mark: StepMark | None = None  # the start of the step in progress (what an abort may save)
+        self.lr, self.weights, self.last_log_step = 0.0, {}, 0
+
+    # ---- the data of an epoch -----------------------------------------------------------
+    def steps_in(self, epoch: int) -> int:
+        idx = epoch_index(self.setup.train_subsets, epoch)
+        return ((self.n_train if idx is None else len(idx)) // self.per_step) if self.trainable else 0
+
+    def epoch_rows(self, epoch: int) -> torch.Tensor:
+        """The store rows of the epoch's train targets in the epoch's order (curricula: only those kept)."""
+        keep = epoch_index(self.setup.train_subsets, epoch)
+        order = torch.from_numpy(epoch_order(self.n_train if keep is None else len(keep), self.setup.seed, epoch))
+        order = order.to(self.device)
+        return self.train_rows[order] if keep is None else self.train_rows[torch.from_numpy(keep).to(self.device)[order]]
+
+    def micro_rows(self, epoch_rows: torch.Tensor, done_in_epoch: int, micro: int) -> torch.Tensor:
+        """This process's rows of micro-batch `micro` of the epoch's next step."""
+        start = (done_in_epoch * self.cfg.grad_accum + micro) * self.cfg.batch_size
+        return distributed.local_rows(self.ddp, epoch_rows[start:start + self.cfg.batch_size])
+
+    def stop_requested(self) -> bool:
+        return self.stop_agreed if self.ddp.active else self.stop_event.is_set()
+
+    # ---- recording ----------------------------------------------------------------------
+    def log_step(self, s: TrainState, values: dict[str, float], rate: float) -> None:
+        self.emit(StepLogged(s.step, s.epoch, self.total_steps,
+                             {**values, "lr": self.lr, **{f"w/{k}": w for k, w in self.weights.items()}}, rate))
+
+    def save(self, s: TrainState, tag: str, metric: str | None = None, value: float | None = None,
+             rng: dict[str, Any] | None = None) -> None:
+        """A checkpoint generation of the weights and `s` (rank 0 writes; the others only report)."""
+        if not weights_finite(s.model):  # a last update can poison the weights with a finite loss
+            raise _Diverged(f"non-finite weights at step {s.step}; stopped, the last good checkpoint is kept")
+        meta = {**self.setup.checkpoint_meta, "step": s.step, "epoch": s.epoch, "metrics": s.last_eval, "tag": tag}
+        if self.ddp.is_main:
+            path = self.checkpoints.save(tag, s.model, meta, s.state_dict(rng))
+        else:
+            path = self.setup.run.checkpoint(tag)
+        self.emit(CheckpointSaved(s.epoch, s.step, str(path), tag, metric, value))
+
+    def finish(self, s: TrainState, status: str, error: str | None = None) -> RunResult:
+        self.emit(RunEnded(status, s.step, s.epoch, best=s.best.as_dict(), error=error))
+        if self.ddp.is_main:
+            write_report(self.setup.run)
+        return RunResult(status, s.step, s.epoch, s.best.as_dict(), s.last_eval, self.gates_passed,
+                         str(self.setup.run.path), error, self.last_battery)
+
+
+# ---- the loop --------------------------------------------------------------------------------
+
 def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.Event | None = None) -> RunResult:
     """Train `setup.model`, evaluating and checkpointing into `setup.run`; see the module doc.
     Whatever fails, run.json says `failed` with a one-line reason and the run folder's lock is
     released (lvm_core/failures.py)."""
     try:
-        return _train(setup, sinks, stop_event)
+        return _train(setup, sinks, stop_event or threading.Event())
     except Exception as exc:
         record_failure(setup.run, exc)  # a failure before the loop (or one finish() could not record)
         raise
@@ -388,315 +492,280 @@ def train(setup: TrainSetup, sinks: Sequence[Sink] = (), stop_event: threading.E
             setup.lock.release()
 
 
-def _train(setup: TrainSetup, sinks: Sequence[Sink], stop_event: threading.Event | None) -> RunResult:
-    cfg, ecfg, dev, run, ddp = setup.config, setup.eval, setup.device, setup.run, setup.dist
-    # in a torchrun job rank 0 alone records the run (files, console, plugin hooks)
-    emit: Callable[[Event], None] = _Emitter(RunDirSink(run), [*setup.sinks, *sinks]) if ddp.is_main else _silent
-    stop_event = stop_event or threading.Event()
-    model = setup.model.to(dev)
-    model.train()
-
-    # closed-form models (ridge) are fitted on the train split before anything else
-    if hasattr(model, "fit_on"):
-        ctx, tgt = setup.train_windows.batch()
-        model.fit_on(ctx, tgt, articles=setup.train_windows.article_pos, seed=setup.seed)
-        model.to(dev)
-
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    trainable = bool(decay or no_decay)
-    optimizer = adamw([{"params": decay, "weight_decay": cfg.weight_decay},
-                       {"params": no_decay, "weight_decay": 0.0}], cfg.lr) if trainable else None
-    per_step = cfg.batch_size * cfg.grad_accum
-    n_train = len(setup.train_windows)
-
-    def epoch_windows(e: int) -> np.ndarray | None:
-        """Indices of the train windows of epoch `e` (None: all of them)."""
-        return epoch_index(setup.train_subsets, e)
-
-    def steps_in(e: int) -> int:
-        idx = epoch_windows(e)
-        return ((n_train if idx is None else len(idx)) // per_step) if trainable else 0
-
-    total_steps = sum(steps_in(e) for e in range(1, cfg.epochs + 1))
-    sched = LrSchedule(cfg.lr, cfg.lr_schedule, cfg.warmup_steps, max(1, total_steps), cfg.min_lr,
-                       cfg.plateau_factor, cfg.plateau_patience, cfg.select_mode)
-    source = BatchSource(setup.train_windows.store, setup.train_windows.context_len, dev, setup.resident_bytes)
-    net, strategies = maybe_compile(distributed.wrap(ddp, model, dev), setup.losses, cfg.compile)  # what the step calls
-    stop_agreed = False  # torchrun: a stop request all ranks agreed on at the last log point
-    train_rows = torch.from_numpy(setup.train_windows.target_rows).to(dev)
-
-    # where we stand: fresh, or the state of the checkpoint we resume from
-    step, epoch, done_in_epoch = 0, 1, 0
-    best: dict[str, Any] = {"metric": cfg.select_metric, "mode": cfg.select_mode, "value": None, "epoch": None, "step": None}
-    early: dict[str, Any] = {"best": None, "bad": 0}
-    prev_cos: float | None = None
-    sums: dict[str, float] = {}
-    n_sum = 0
-    elapsed_before = 0.0
-    last_eval: dict[str, float] = {}
-    resumed_from = None
-    board = TripwireBoard(setup.tripwires)
-    if setup.resume_state is not None:
-        st = setup.resume_state
-        if optimizer is not None:
-            optimizer.load_state_dict(st["optimizer"])
-        sched.load_state_dict(st["lr_schedule"])
-        step, epoch, done_in_epoch = int(st["step"]), int(st["epoch"]), int(st["done_in_epoch"])
-        best, early, prev_cos = dict(st["best"]), dict(st["early"]), st["prev_cos"]
-        best["metric"] = current_name(str(best["metric"]))  # a run saved before the rename
-        sums, n_sum = {k: float(v) for k, v in st["sums"].items()}, int(st["n_sum"])
-        elapsed_before = float(st.get("elapsed_s", 0.0))
-        last_eval = upgrade_metrics({k: float(v) for k, v in st.get("last_eval", {}).items()})
-        for t in setup.losses:
-            if t.control is not None:
-                t.control.load_state_dict(st["controls"][t.name])
-            t.scale = float(st.get("scales", {}).get(t.name, 1.0))
-        tw_state = st.get("tripwires", {})
-        board.load_state_dict({**tw_state, "previous": upgrade_metrics(tw_state.get("previous", {}))})
-        restore_rng_state(st["rng"])
-        resumed_from = step
-        if done_in_epoch >= steps_in(epoch):  # saved at an epoch end: start the next epoch
-            epoch, done_in_epoch, sums, n_sum = epoch + 1, 0, {}, 0
-
-    t_start = time.time()
-    if resumed_from is None and ddp.is_main:
-        run.update_run(started=iso_time(t_start), started_t=t_start, elapsed_before_s=0.0)
-    elif ddp.is_main:
-        resumes = run.read_json("run.json").get("resumes", [])
-        run.update_run(started_t=t_start, elapsed_before_s=elapsed_before,
-                       resumes=[*resumes, {"at": iso_time(t_start), "from_step": resumed_from}])
-    emit(RunStarted(str(run.path), setup.name, str(dev), setup.device_reason, total_steps, cfg.epochs,
-                    resumed_from_step=resumed_from))
-    if resumed_from is None:
-        for sub in setup.train_subsets:
-            cut = f" (cut at {sub.threshold:.4f})" if sub.threshold is not None else ""
-            emit(Alert(0, 0, "info", "curriculum", f"data filter {sub.label}: {len(sub.index)} of {n_train} train windows{cut}"))
-    fitted = setup.fitted_baselines = fit_eval_baselines(setup.train_windows, setup.seed)
-    if ddp.is_main:
-        run.update_run(baselines=fitted.record)
-    base_preds = baseline_predictions(setup.eval_sets, fitted.predictors)
-    base_metrics = baseline_metrics(setup.eval_sets, base_preds)
-    paired = PairedEval(setup.eval_sets, base_preds, seed=setup.seed)
-    gates_passed: bool | None = None
-    last_battery: Any = None
-    last_saved_step = step if resumed_from is not None else -1
-
-    checkpoints = Checkpointer(run.checkpoints)
-
-    def state(rng: dict[str, Any] | None = None) -> dict[str, Any]:
-        return {"optimizer": optimizer.state_dict() if optimizer is not None else {},
-                "lr_schedule": sched.state_dict(), "rng": rng if rng is not None else capture_rng_state(),
-                "step": step, "epoch": epoch, "done_in_epoch": done_in_epoch,
-                "best": best, "early": early, "prev_cos": prev_cos, "sums": sums, "n_sum": n_sum,
-                "last_eval": last_eval, "controls": {t.name: t.control.state_dict() for t in setup.losses if t.control},
-                "scales": {t.name: t.scale for t in setup.losses}, "tripwires": board.state_dict(),
-                "elapsed_s": elapsed_before + time.time() - t_start}
-
-    def save(tag: str, metric: str | None = None, value: float | None = None, rng: dict[str, Any] | None = None) -> None:
-        nonlocal last_saved_step
-        if not weights_finite(model):  # a last update can poison the weights with a finite loss
-            raise _Diverged(f"non-finite weights at step {step}; stopped, the last good checkpoint is kept")
-        meta = {**setup.checkpoint_meta, "step": step, "epoch": epoch, "metrics": last_eval, "tag": tag}
-        path = checkpoints.save(tag, model, meta, state(rng)) if ddp.is_main else run.checkpoint(tag)
-        if tag == "last":
-            last_saved_step = step
-        emit(CheckpointSaved(epoch, step, str(path), tag, metric, value))
-
-    def finish(status: str, error: str | None = None) -> RunResult:
-        emit(RunEnded(status, step, epoch, best={k: v for k, v in best.items()}, error=error))
-        if ddp.is_main:
-            write_report(run)
-        return RunResult(status, step, epoch, best, last_eval, gates_passed, str(run.path), error, last_battery)
-
-    def rollback(tw: Tripwire) -> tuple[str, dict[str, float] | None]:
-        """Restore the best checkpoint's weights and optimizer state, lower the named weight.
-        Returns what was done and the restored checkpoint's evaluation (None if there was none)."""
-        done, restored = [], None
-        distributed.barrier(ddp)  # rank 0 has written `best`
-        best_gen = [g for g in checkpoints.generations() if g.tag == "best"]
-        if best["epoch"] is not None and best_gen:
-            model.load_state_dict(best_gen[-1].weights(device=dev))
-            st = best_gen[-1].state()
-            if optimizer is not None:
-                optimizer.load_state_dict(st["optimizer"])
-            restored = upgrade_metrics({k: float(v) for k, v in st.get("last_eval", {}).items()})
-            done.append(f"restored the best checkpoint (epoch {best['epoch']}, {best['metric']} = {best['value']:.4f})")
-        else:
-            done.append("no best checkpoint yet, weights kept")
-        if tw.lower is not None:
-            term = next(t for t in setup.losses if t.name == tw.lower.loss)
-            term.scale *= tw.lower.factor
-            done.append(f"weight of {term.name} x{tw.lower.factor:g} (now {term.weight_at(epoch + 1):.4g} at epoch {epoch + 1})")
-        return "; ".join(done), restored
-
-    last_log_step = step
-    mark: StepMark | None = None  # the start of the step in progress (what an abort may save)
+def _train(setup: TrainSetup, sinks: Sequence[Sink], stop_event: threading.Event) -> RunResult:
+    rc, s = prepare(setup, sinks, stop_event)
     try:
-        while epoch <= cfg.epochs:
-            keep = epoch_windows(epoch)
-            steps_per_epoch = steps_in(epoch)
-            order = torch.from_numpy(epoch_order(n_train if keep is None else len(keep), setup.seed, epoch)).to(dev)
-            epoch_rows = train_rows[order] if keep is None else train_rows[torch.from_numpy(keep).to(dev)[order]]
-            t_log, samples_since = time.time(), 0
-            log_sums: dict[str, torch.Tensor] = {}  # running sums on the device, read at log steps
-            log_n = 0
-            while done_in_epoch < steps_per_epoch:
-                lr = sched.lr_at(step)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                weights = {t.name: t.weight_at(epoch) for t in setup.losses}
-                mark = StepMark.take(log_sums, log_n, samples_since)
-                for micro in range(cfg.grad_accum):
-                    start = (done_in_epoch * cfg.grad_accum + micro) * cfg.batch_size
-                    batch = source.batch(distributed.local_rows(ddp, epoch_rows[start:start + cfg.batch_size]), epoch, step)
-                    loss: torch.Tensor | None = None
-                    with autocast_bf16(dev, cfg.bf16), distributed.no_sync(net, micro < cfg.grad_accum - 1):
-                        for term in setup.losses:
-                            w = weights[term.name]
-                            for key, value in strategies[term.name](batch, net).items():
-                                name = f"loss/{term.name}" if key == term.name else f"loss/{term.name}/{key}"
-                                v = value.detach().float()
-                                log_sums[name] = v if name not in log_sums else log_sums[name] + v
-                                if w != 0.0 and not key.startswith(STAT_PREFIX):
-                                    part = value.float() if w == 1.0 else w * value.float()
-                                    loss = part if loss is None else loss + part
-                    if loss is None:  # every weight is 0 this epoch: nothing to learn from
-                        loss = torch.zeros((), device=dev)
-                    else:
-                        (loss if cfg.grad_accum == 1 else loss / cfg.grad_accum).backward()
-                    v = loss.detach()
-                    log_sums["loss"] = v if "loss" not in log_sums else log_sums["loss"] + v
-                    log_n += 1
-                if cfg.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                mark.computing = False
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                done_in_epoch += 1
-                samples_since += per_step
-
-                end_of_epoch = done_in_epoch >= steps_per_epoch
-                if step % cfg.log_every == 0 or end_of_epoch or (stop_event.is_set() and not ddp.active):
-                    means, stop_agreed = distributed.reduce_log(ddp, torch.stack(list(log_sums.values())).div(log_n),
-                                                                stop_event.is_set())
-                    values = dict(zip(log_sums, means.tolist()))
-                    if not math.isfinite(values["loss"]):  # a NaN or Inf in any step poisons the sum
-                        msg = (f"non-finite loss{_nonfinite_terms(setup.losses, values)} between step {last_log_step} "
-                               f"and step {step}; stopped, the last good checkpoint is kept")
-                        emit(Alert(epoch, step, "error", "diverged", msg))
-                        return finish("diverged", msg)
-                    last_log_step = step
-                    if step % cfg.log_every == 0 or end_of_epoch:  # not the extra line of a stop
-                        _update_controls(setup.losses, values, weights)
-                    now = time.time()
-                    emit(StepLogged(step, epoch, total_steps, {**values, "lr": lr, **{f"w/{k}": w for k, w in weights.items()}},
-                                    samples_since / max(now - t_log, 1e-9)))
-                    for k, v in values.items():
-                        sums[k] = sums.get(k, 0.0) + v * log_n
-                    n_sum += log_n
-                    log_sums, log_n, t_log, samples_since = {}, 0, now, 0
-                if (stop_agreed if ddp.active else stop_event.is_set()) and not end_of_epoch:
-                    save("last")
-                    return finish("stopped")
-
-            # ---- end of epoch: train averages, validation, selection, checkpoints ----------
-            emit(EpochEnded(epoch, step, {k: v / max(n_sum, 1) for k, v in sums.items()}))
-            evaluate_now = epoch % max(ecfg.every, 1) == 0 or epoch == cfg.epochs
-            stop_early = False
-            stop_reason: str | None = None
-            if evaluate_now:
-                model_preds: dict[str, np.ndarray] = {}
-                last_eval = {**evaluate(model, setup.eval_sets, dev, ecfg.batch_size, ddp, preds_out=model_preds), **base_metrics,
-                             **{f"train/{k}": v / max(n_sum, 1) for k, v in sums.items()}}
-                last_eval.update(paired.metrics(model_preds))
-                if ddp.is_main:
-                    paired.save(run.path / SAMPLES_FILE, epoch)
-                if setup.gates is not None and ((setup.gates_every and epoch % setup.gates_every == 0) or epoch == cfg.epochs):
-                    outcome = setup.gates(model, epoch, step)
-                    model.train()
-                    gates_passed, last_battery = outcome.passed, outcome.battery
-                    last_eval.update(outcome.metrics)
-                    emit(GatesDone(epoch, step, outcome.score, outcome.passed, outcome.results))
-                last_eval = distributed.broadcast_json(ddp, last_eval)  # every rank decides alike
-                emit(EvalDone(epoch, step, last_eval))
-                cos = last_eval.get("val/cos")
-                if cfg.collapse_drop > 0 and prev_cos is not None and cos is not None and prev_cos - cos > cfg.collapse_drop:
-                    emit(Alert(epoch, step, "warning", "collapse",
-                               f"val/cos fell from {prev_cos:.4f} to {cos:.4f} (more than {cfg.collapse_drop}) in one epoch"))
-                prev_cos = cos if cos is not None else prev_cos
-                selected = _lookup(last_eval, cfg.select_metric)
-                sched.observe(selected)
-                if improved(selected, best["value"], cfg.select_mode) and not has_nonfinite(last_eval):
-                    best.update(value=selected, epoch=epoch, step=step)
-                    save("best", cfg.select_metric, selected)
-                firings, problems = board.check(epoch, last_eval)
-                for msg in problems:
-                    emit(Alert(epoch, step, "warning", "tripwire_metric", msg))
-                compare_next_with = last_eval
-                for f in firings:
-                    note = ""
-                    if f.tripwire.action == "rollback":
-                        note, restored = rollback(f.tripwire)
-                        if restored is not None:
-                            compare_next_with = restored
-                            prev_cos = restored.get("val/cos", prev_cos)
-                        note = f": {note}"
-                    emit(Alert(epoch, step, "warning", "tripwire", f.message + note))
-                    if f.tripwire.action == "stop" and stop_reason is None:
-                        stop_reason = f.message
-                board.remember(compare_next_with)
-                if cfg.early_stop_metric:
-                    value = _lookup(last_eval, cfg.early_stop_metric)
-                    if improved(value, early["best"], cfg.early_stop_mode):
-                        early.update(best=value, bad=0)
-                    else:
-                        early["bad"] += 1
-                    if early["bad"] >= cfg.early_stop_patience:
-                        stop_early = True
-            sums, n_sum = {}, 0
-            save("last")
-            if stop_reason is not None:
-                return finish("stopped", stop_reason)
-            if stop_early:
-                emit(Alert(epoch, step, "info", "early_stop",
-                           f"{cfg.early_stop_metric} did not improve for {early['bad']} evaluation(s); stopping"))
-                return finish("completed")
-            if (stop_agreed if ddp.active else stop_event.is_set()) and epoch < cfg.epochs:
-                return finish("stopped")
-            epoch += 1
-            done_in_epoch = 0
-        epoch = cfg.epochs
-        return finish("completed")
+        return loop(rc, s)
     except (KeyboardInterrupt, PluginFault) as exc:
-        if abortable(mark) and not ddp.active and weights_finite(model):
-            # back to the start of the interrupted step: its RNG, its log window; saved exactly there
-            log_sums, log_n = mark.log_sums, mark.log_n
-            if log_n:
-                values = dict(zip(log_sums, torch.stack(list(log_sums.values())).div(log_n).tolist()))
-                if math.isfinite(values["loss"]):
-                    emit(StepLogged(step, epoch, total_steps, {**values, "lr": lr, **{f"w/{k}": w for k, w in weights.items()}}, 0.0))
-                    for k, v in values.items():
-                        sums[k] = sums.get(k, 0.0) + v * log_n
-                    n_sum += log_n
-                    save("last", rng=mark.rng)
-            else:
-                save("last", rng=mark.rng)
-        if isinstance(exc, PluginFault):  # a plugin's bug: one line naming it; --resume repeats the step
-            emit(Alert(epoch, step, "error", "plugin_fault", str(exc)))
-            return finish("failed", str(exc))
-        return finish("stopped")
+        return _abort(rc, s, exc)
     except _Diverged as exc:
-        emit(Alert(epoch, step, "error", "diverged", str(exc)))
-        return finish("diverged", str(exc))
+        rc.emit(Alert(s.epoch, s.step, "error", "diverged", str(exc)))
+        return rc.finish(s, "diverged", str(exc))
     except Exception as exc:
-        keep_traceback(run.path, exc)
+        keep_traceback(setup.run.path, exc)
         try:
-            finish("failed", failure_reason(exc))
+            rc.finish(s, "failed", failure_reason(exc))
         except Exception:  # noqa: BLE001 - the original error is the one to report
             pass
         raise
+
+
+def train_step(rc: RunContext, s: TrainState, epoch_rows: torch.Tensor, log: LogWindow) -> None:
+    """One optimizer step: `grad_accum` micro-batches of forward, weighted loss and backward,
+    then clipping and the update. Nothing here waits for the device."""
+    cfg = rc.cfg
+    rc.lr = s.schedule.lr_at(s.step)
+    for group in s.optimizer.param_groups:
+        group["lr"] = rc.lr
+    rc.weights = {t.name: t.weight_at(s.epoch) for t in s.losses}
+    rc.mark = StepMark.take(log.sums, log.n, log.samples)
+    for micro in range(cfg.grad_accum):
+        batch = rc.source.batch(rc.micro_rows(epoch_rows, s.done_in_epoch, micro), s.epoch, s.step)
+        with autocast_bf16(rc.device, cfg.bf16), distributed.no_sync(rc.net, micro < cfg.grad_accum - 1):
+            if rc.shared_prediction:
+                batch.share_prediction(rc.net(batch.contexts))  # the forward pass
+            loss = weighted_loss(batch, rc.net, rc.strategies, s.losses, rc.weights, log)
+        if loss is None:  # every weight is 0 this epoch: nothing to learn from
+            loss = torch.zeros((), device=rc.device)
+        else:
+            (loss if cfg.grad_accum == 1 else loss / cfg.grad_accum).backward()
+        log.add("loss", loss.detach())
+        log.n += 1
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(s.model.parameters(), cfg.grad_clip)
+    rc.mark.computing = False
+    s.optimizer.step()
+    s.optimizer.zero_grad(set_to_none=True)
+    s.step += 1
+    s.done_in_epoch += 1
+    log.samples += rc.per_step
+
+
+def weighted_loss(batch: Batch, net: nn.Module, strategies: dict[str, Callable], losses: Sequence[LossTerm],
+                  weights: dict[str, float], log: LogWindow) -> torch.Tensor | None:
+    """Sum of every term's weight x value (None when every weight is 0); each term, weighted
+    or not, is added to the log window as loss/<term>[/<key>]."""
+    loss: torch.Tensor | None = None
+    for term in losses:
+        w = weights[term.name]
+        for key, value in strategies[term.name](batch, net).items():
+            log.add(f"loss/{term.name}" if key == term.name else f"loss/{term.name}/{key}", value.detach().float())
+            if w != 0.0 and not key.startswith(STAT_PREFIX):
+                part = value.float() if w == 1.0 else w * value.float()
+                loss = part if loss is None else loss + part
+    return loss
+
+
+def loop(rc: RunContext, s: TrainState) -> RunResult:
+    """Epochs of optimizer steps, logging every `log_every` steps; each epoch ends with
+    validation, checkpoint selection, tripwires, early stopping and the `last` checkpoint."""
+    cfg = rc.cfg
+    while s.epoch <= cfg.epochs:
+        epoch_rows, steps = rc.epoch_rows(s.epoch), rc.steps_in(s.epoch)
+        log = LogWindow()
+        while s.done_in_epoch < steps:
+            train_step(rc, s, epoch_rows, log)
+            end_of_epoch = s.done_in_epoch >= steps
+            due = s.step % cfg.log_every == 0 or end_of_epoch
+            if due or (rc.stop_event.is_set() and not rc.ddp.active):  # a stop logs its partial window
+                means, rc.stop_agreed = distributed.reduce_log(rc.ddp, log.means(), rc.stop_event.is_set())
+                values = dict(zip(log.sums, means.tolist()))
+                if not math.isfinite(values["loss"]):  # a NaN or Inf in any step poisons the sum
+                    msg = (f"non-finite loss{_nonfinite_terms(s.losses, values)} between step {rc.last_log_step} "
+                           f"and step {s.step}; stopped, the last good checkpoint is kept")
+                    rc.emit(Alert(s.epoch, s.step, "error", "diverged", msg))
+                    return rc.finish(s, "diverged", msg)
+                rc.last_log_step = s.step
+                if due:
+                    _update_controls(s.losses, values, rc.weights)
+                now = time.time()
+                rc.log_step(s, values, log.samples / max(now - log.t0, 1e-9))
+                s.add_train_means(values, log.n)
+                log = LogWindow(t0=now)
+            if rc.stop_requested() and not end_of_epoch:
+                rc.save(s, "last")
+                return rc.finish(s, "stopped")
+
+        rc.emit(EpochEnded(s.epoch, s.step, s.train_means()))
+        stop_reason: str | None = None
+        stop_early = False
+        if s.epoch % max(rc.setup.eval.every, 1) == 0 or s.epoch == cfg.epochs:
+            validate(rc, s)
+            stop_reason, stop_early = after_validation(rc, s)
+        s.sums, s.n_sum = {}, 0
+        rc.save(s, "last")
+        if stop_reason is not None:
+            return rc.finish(s, "stopped", stop_reason)
+        if stop_early:
+            rc.emit(Alert(s.epoch, s.step, "info", "early_stop",
+                          f"{cfg.early_stop_metric} did not improve for {s.early.bad} evaluation(s); stopping"))
+            return rc.finish(s, "completed")
+        if rc.stop_requested() and s.epoch < cfg.epochs:
+            return rc.finish(s, "stopped")
+        s.epoch += 1
+        s.done_in_epoch = 0
+    s.epoch = cfg.epochs
+    return rc.finish(s, "completed")
+
+
+# ---- before the loop -------------------------------------------------------------------------
+
+def prepare(setup: TrainSetup, sinks: Sequence[Sink], stop_event: threading.Event) -> tuple[RunContext, TrainState]:
+    """The model on its device (closed-form ones fitted), the optimizer, schedule and state
+    (fresh or resumed), the run's start recorded, and the baselines computed once."""
+    cfg, dev = setup.config, setup.device
+    model = setup.model.to(dev)
+    model.train()
+    if hasattr(model, "fit_on"):  # closed-form models (ridge) are fitted on the train split first
+        ctx, tgt = setup.train_windows.batch()
+        model.fit_on(ctx, tgt, articles=setup.train_windows.article_pos, seed=setup.seed)
+        model.to(dev)
+    optimizer = optimizer_for(model, cfg)
+    rc = RunContext(setup, sinks, stop_event, model, trainable=optimizer is not None)
+    sched = LrSchedule(cfg.lr, cfg.lr_schedule, cfg.warmup_steps, max(1, rc.total_steps), cfg.min_lr,
+                       cfg.plateau_factor, cfg.plateau_patience, cfg.select_mode)
+    s = TrainState(model, optimizer, sched, setup.losses, TripwireBoard(setup.tripwires),
+                   Best(cfg.select_metric, cfg.select_mode))
+    resumed_from = None
+    if setup.resume_state is not None:
+        s.load_state_dict(setup.resume_state)
+        resumed_from = s.step
+        if s.done_in_epoch >= rc.steps_in(s.epoch):  # saved at an epoch end: start the next epoch
+            s.next_epoch()
+    rc.last_log_step = s.step
+    _record_start(rc, s, resumed_from)
+    fitted = setup.fitted_baselines = fit_eval_baselines(setup.train_windows, setup.seed)
+    if setup.dist.is_main:
+        setup.run.update_run(baselines=fitted.record)
+    base_preds = baseline_predictions(setup.eval_sets, fitted.predictors)
+    rc.base_metrics = baseline_metrics(setup.eval_sets, base_preds)
+    rc.paired = PairedEval(setup.eval_sets, base_preds, seed=setup.seed)
+    return rc, s
+
+
+def _record_start(rc: RunContext, s: TrainState, resumed_from: int | None) -> None:
+    """run.json's start (or one more resume), RunStarted, and the curricula's sizes."""
+    setup, run = rc.setup, rc.setup.run
+    s.started_t = time.time()
+    if resumed_from is None and rc.ddp.is_main:
+        run.update_run(started=iso_time(s.started_t), started_t=s.started_t, elapsed_before_s=0.0)
+    elif rc.ddp.is_main:
+        resumes = run.read_json("run.json").get("resumes", [])
+        run.update_run(started_t=s.started_t, elapsed_before_s=s.elapsed_before,
+                       resumes=[*resumes, {"at": iso_time(s.started_t), "from_step": resumed_from}])
+    rc.emit(RunStarted(str(run.path), setup.name, str(rc.device), setup.device_reason, rc.total_steps,
+                       rc.cfg.epochs, resumed_from_step=resumed_from))
+    if resumed_from is None:
+        for sub in setup.train_subsets:
+            cut = f" (cut at {sub.threshold:.4f})" if sub.threshold is not None else ""
+            rc.emit(Alert(0, 0, "info", "curriculum",
+                          f"data filter {sub.label}: {len(sub.index)} of {rc.n_train} train windows{cut}"))
+
+
+# ---- the end of an epoch ---------------------------------------------------------------------
+
+def validate(rc: RunContext, s: TrainState) -> None:
+    """s.last_eval: the model's numbers on every eval split beside the baselines', the train
+    averages, the paired comparison and, when due, the gates; the same on every rank."""
+    setup, ecfg = rc.setup, rc.setup.eval
+    model_preds: dict[str, np.ndarray] = {}
+    s.last_eval = {**evaluate(s.model, setup.eval_sets, rc.device, ecfg.batch_size, rc.ddp, preds_out=model_preds),
+                   **rc.base_metrics, **{f"train/{k}": v for k, v in s.train_means().items()}}
+    s.last_eval.update(rc.paired.metrics(model_preds))
+    if rc.ddp.is_main:
+        rc.paired.save(setup.run.path / SAMPLES_FILE, s.epoch)
+    if setup.gates is not None and ((setup.gates_every and s.epoch % setup.gates_every == 0) or s.epoch == rc.cfg.epochs):
+        outcome = setup.gates(s.model, s.epoch, s.step)
+        s.model.train()
+        rc.gates_passed, rc.last_battery = outcome.passed, outcome.battery
+        s.last_eval.update(outcome.metrics)
+        rc.emit(GatesDone(s.epoch, s.step, outcome.score, outcome.passed, outcome.results))
+    s.last_eval = distributed.broadcast_json(rc.ddp, s.last_eval)  # every rank decides alike
+    rc.emit(EvalDone(s.epoch, s.step, s.last_eval))
+
+
+def after_validation(rc: RunContext, s: TrainState) -> tuple[str | None, bool]:
+    """The collapse alert, the plateau schedule, the best checkpoint, the tripwires and early
+    stopping, on s.last_eval. Returns (a tripwire's stop reason, whether to stop early)."""
+    cfg, ev = rc.cfg, s.last_eval
+    cos = ev.get("val/cos")
+    if cfg.collapse_drop > 0 and s.prev_cos is not None and cos is not None and s.prev_cos - cos > cfg.collapse_drop:
+        rc.emit(Alert(s.epoch, s.step, "warning", "collapse",
+                      f"val/cos fell from {s.prev_cos:.4f} to {cos:.4f} (more than {cfg.collapse_drop}) in one epoch"))
+    s.prev_cos = cos if cos is not None else s.prev_cos
+    selected = _lookup(ev, cfg.select_metric)
+    s.schedule.observe(selected)
+    if improved(selected, s.best.value, cfg.select_mode) and not has_nonfinite(ev):
+        s.best.value, s.best.epoch, s.best.step = selected, s.epoch, s.step
+        rc.save(s, "best", cfg.select_metric, selected)
+    stop_reason = _check_tripwires(rc, s)
+    stop_early = False
+    if cfg.early_stop_metric:
+        stop_early = s.early.observe(_lookup(ev, cfg.early_stop_metric), cfg.early_stop_mode) >= cfg.early_stop_patience
+    return stop_reason, stop_early
+
+
+def _check_tripwires(rc: RunContext, s: TrainState) -> str | None:
+    """Alert, roll back or stop as the plan's tripwires say; returns the first stop's reason."""
+    firings, problems = s.tripwires.check(s.epoch, s.last_eval)
+    for msg in problems:
+        rc.emit(Alert(s.epoch, s.step, "warning", "tripwire_metric", msg))
+    compare_next_with = s.last_eval
+    stop_reason: str | None = None
+    for f in firings:
+        note = ""
+        if f.tripwire.action == "rollback":
+            note, restored = _rollback(rc, s, f.tripwire)
+            if restored is not None:
+                compare_next_with = restored
+                s.prev_cos = restored.get("val/cos", s.prev_cos)
+            note = f": {note}"
+        rc.emit(Alert(s.epoch, s.step, "warning", "tripwire", f.message + note))
+        if f.tripwire.action == "stop" and stop_reason is None:
+            stop_reason = f.message
+    s.tripwires.remember(compare_next_with)
+    return stop_reason
+
+
+def _rollback(rc: RunContext, s: TrainState, tw: Tripwire) -> tuple[str, dict[str, float] | None]:
+    """Restore the best checkpoint's weights and optimizer state, lower the named weight.
+    Returns what was done and the restored checkpoint's evaluation (None if there was none)."""
+    done, restored = [], None
+    distributed.barrier(rc.ddp)  # rank 0 has written `best`
+    best_gen = [g for g in rc.checkpoints.generations() if g.tag == "best"]
+    if s.best.epoch is not None and best_gen:
+        s.model.load_state_dict(best_gen[-1].weights(device=rc.device))
+        st = best_gen[-1].state()
+        if s.optimizer is not None:
+            s.optimizer.load_state_dict(st["optimizer"])
+        restored = upgrade_metrics({k: float(v) for k, v in st.get("last_eval", {}).items()})
+        done.append(f"restored the best checkpoint (epoch {s.best.epoch}, {s.best.metric} = {s.best.value:.4f})")
+    else:
+        done.append("no best checkpoint yet, weights kept")
+    if tw.lower is not None:
+        term = next(t for t in s.losses if t.name == tw.lower.loss)
+        term.scale *= tw.lower.factor
+        done.append(f"weight of {term.name} x{tw.lower.factor:g} (now {term.weight_at(s.epoch + 1):.4g} at epoch {s.epoch + 1})")
+    return "; ".join(done), restored
+
+
+def _abort(rc: RunContext, s: TrainState, exc: BaseException) -> RunResult:
+    """Ctrl-C or a plugin's fault: back to the start of the interrupted step (its RNG, its log
+    window) and saved exactly there when the weights are untouched (lvm_core/exact_stop.py)."""
+    mark = rc.mark
+    if abortable(mark) and not rc.ddp.active and weights_finite(s.model):
+        if mark.log_n:
+            values = dict(zip(mark.log_sums, torch.stack(list(mark.log_sums.values())).div(mark.log_n).tolist()))
+            if math.isfinite(values["loss"]):
+                rc.log_step(s, values, 0.0)
+                s.add_train_means(values, mark.log_n)
+                rc.save(s, "last", rng=mark.rng)
+        else:
+            rc.save(s, "last", rng=mark.rng)
+    if isinstance(exc, PluginFault):  # a plugin's bug: one line naming it; --resume repeats the step
+        rc.emit(Alert(s.epoch, s.step, "error", "plugin_fault", str(exc)))
+        return rc.finish(s, "failed", str(exc))
+    return rc.finish(s, "stopped")
 
 
 def _silent(event: Event) -> None:

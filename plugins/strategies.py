@@ -268,6 +268,8 @@ class EnergyScore:
     arch "noisy_head".
     """
 
+    uses_prediction = False  # it draws samples instead: the trainer skips the shared forward pass
+
     def __init__(self, samples: int = 8, beta: float = 1.0) -> None:
         if not 0.0 < beta < 2.0:
             raise _param_error("energy_score", "beta", f"expected 0 < beta < 2 (a proper score), got {beta}")
