@@ -4,9 +4,9 @@ over chunks of windows read from the store, then one linear solve per penalty.
 Why: the per-run ridge baseline gathered its (up to 20,000) windows whole and solved on the
 centred design matrix: at D = 768 that is a 20,000 x 3,840 float64 matrix and its centred copy,
 2.14 GiB on top of the run (docs/performance.md). Streamed, the fit holds the P x P sums (P =
-L * D: 118 MB at P = 3,840), one chunk of windows and the solve's copy, whatever the number of
-windows. A solve per penalty (not one eigendecomposition for all of them) keeps the workspace
-at two P x P matrices; LAPACK's eigh would need about five.
+L * D: 118 MB at P = 3,840), one chunk of windows and LAPACK's copy for the solve, whatever the
+number of windows: about 2.3 P x P at most (tests/test_ridge_stream.py). A solve per penalty (not
+one eigendecomposition for all of them) keeps it there; LAPACK's eigh would need about five.
 
 The numbers equal the dense reference (`RidgeBaseline.fit`, `select_ridge_alpha` in
 lvm_core/baselines.py, which stays as the oracle and for fixed-penalty ridge models) to float
@@ -26,8 +26,8 @@ from .store import l2_normalize
 
 #: window indices -> (contexts (n, L, D), targets (n, D)); e.g. `Windows.batch` or `array_reader`
 Reader = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-#: windows read at once: 2,048 x 3,840 float64 is 63 MB at D = 768
-CHUNK_WINDOWS = 2048
+#: windows read at once: 1,024 x 3,840 float64 is 31 MB at D = 768
+CHUNK_WINDOWS = 1024
 
 
 def array_reader(contexts: np.ndarray, targets: np.ndarray) -> Reader:
@@ -82,12 +82,24 @@ class NormalEquations:
 
     def solve(self, alpha: float) -> tuple[np.ndarray, np.ndarray]:
         """(weights (P, D), bias (D,)) in float64 for penalty `alpha`, intercept unpenalised:
-        (Xc^T Xc + alpha I) W = Xc^T Yc on the centred sums."""
+        (Xc^T Xc + alpha I) W = Xc^T Yc on the centred sums. The centring and the penalty are
+        applied to `xtx` in place and taken off again afterwards (rounding aside, it is
+        unchanged), so the solve holds two P x P matrices: the sums and LAPACK's copy."""
         xm, ym = self.sx / self.n, self.sy / self.n
-        gram = self.xtx - self.n * np.outer(xm, xm)
-        gram[np.diag_indices_from(gram)] += alpha
-        w = np.linalg.solve(gram, self.xty - self.n * np.outer(xm, ym))
+        diag = np.diag_indices_from(self.xtx)
+        self._rank_one(xm, -self.n)
+        self.xtx[diag] += alpha
+        try:
+            w = np.linalg.solve(self.xtx, self.xty - self.n * np.outer(xm, ym))
+        finally:
+            self.xtx[diag] -= alpha
+            self._rank_one(xm, self.n)
         return w, ym - (xm + self.shift) @ w
+
+    def _rank_one(self, v: np.ndarray, scale: float, rows: int = 256) -> None:
+        """xtx += scale * v v^T, a block of rows at a time (no P x P temporary)."""
+        for start in range(0, len(v), rows):
+            self.xtx[start:start + rows] += scale * np.outer(v[start:start + rows], v)
 
 
 def heldout_cosines(eq: NormalEquations, read: Reader, index: np.ndarray,

@@ -135,3 +135,22 @@ def test_the_run_fit_reads_chunks_and_never_holds_the_design_matrix(tmp_path, mo
     monkeypatch.setattr(Windows, "batch", real_batch)
     again = fit_baselines_streamed(w.batch, w.article_pos, seed=3)
     assert again.record == fitted.record
+
+
+def test_the_streamed_fit_holds_at_most_three_gram_sized_matrices(monkeypatch):
+    """Sums (P x P), one product or LAPACK's copy, small chunks: below 3 P x P of numpy memory
+    (centring the sums into a new matrix for every penalty took 4.2)."""
+    monkeypatch.setattr(ridge_stream, "CHUNK_WINDOWS", 64)
+    rng = np.random.default_rng(0)
+    ctx = rng.normal(size=(600, 5, 128)).astype(np.float32)
+    tgt = rng.normal(size=(600, 128)).astype(np.float32)
+    gram = (5 * 128) ** 2 * 8
+    tracemalloc.start()
+    try:
+        fit, _ = fit_ridge_streamed(array_reader(ctx, tgt), np.arange(600), np.repeat(np.arange(60), 10))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * gram, f"peak {peak / gram:.2f} P x P"
+    dense = RidgeBaseline().fit(ctx, tgt, alpha=fit.alpha)
+    np.testing.assert_allclose(fit.weights, dense.weights, atol=1e-6)
