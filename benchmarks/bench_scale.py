@@ -136,18 +136,19 @@ def data_epoch(train_w: Windows, batch: int, device: torch.device) -> tuple[floa
     return time.perf_counter() - t, peak_rss()
 
 
-def baseline_fit(train_w: Windows, dense: bool) -> tuple[float, int, float]:
+def baseline_fit(train_w: Windows, dense: bool) -> tuple[float, float, int, float]:
     """Seconds and peak RSS of the per-run fit of ridge and frame weights on the train windows
     (lvm_core.train.fit_eval_baselines: normal equations streamed over chunks of windows), or
     with `dense` of the dense reference it replaced (the capped windows gathered whole, ridge
-    by select_ridge_alpha + RidgeBaseline.fit on the design matrix). Also the chosen alpha."""
+    by select_ridge_alpha + RidgeBaseline.fit on the design matrix). Wall and CPU seconds (the
+    CPU time of this process, which a shared machine's load does not inflate), peak RSS, alpha."""
     from lvm_core.baselines import RidgeBaseline, select_ridge_alpha
     from lvm_core.fitted_baselines import fit_rows
     from lvm_core.train import fit_eval_baselines
 
     gc.collect()
     reset_peak()
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     if dense:
         keep = fit_rows(len(train_w), 0)
         part = train_w if keep is None else train_w.subset(keep)
@@ -157,7 +158,7 @@ def baseline_fit(train_w: Windows, dense: bool) -> tuple[float, int, float]:
         del ctx, tgt
     else:
         alpha = fit_eval_baselines(train_w, 0).record["ridge"]["alpha"]
-    return time.perf_counter() - t, peak_rss(), alpha
+    return time.perf_counter() - t, time.process_time() - cpu, peak_rss(), alpha
 
 
 def train_rate(name: str, params: dict, train_w: Windows, eval_w: Windows, device: torch.device, reason: str,
@@ -240,6 +241,7 @@ def main() -> None:
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--skip-5cat", action="store_true")
+    ap.add_argument("--skip-train", action="store_true", help="no training runs (store, data epoch and fits only)")
     ap.add_argument("--dense-fit", action="store_true",
                     help="also time the dense ridge fit the streamed one replaced (minutes and GiB at D = 768)")
     ap.add_argument("--dir", default=None, help="where to write the synthetic stores (default: a temporary folder)")
@@ -275,12 +277,12 @@ def main() -> None:
             print(f"  data epoch (gather only, {len(train_w) // args.batch:,} batches): {secs:.1f} s, "
                   f"{len(train_w) / secs:,.0f} windows/s, peak RSS {gib(peak)}")
             for dense in (False, True) if args.dense_fit else (False,):
-                secs, peak_f, alpha = baseline_fit(train_w, dense)
+                secs, cpu, peak_f, alpha = baseline_fit(train_w, dense)
                 print(f"  baseline fit ({'dense reference' if dense else 'streamed'}, "
-                      f"{min(len(train_w), MAX_FIT_WINDOWS):,} windows, alpha {alpha:g}): {secs:.1f} s, "
-                      f"peak RSS {gib(peak_f)}")
+                      f"{min(len(train_w), MAX_FIT_WINDOWS):,} windows, alpha {alpha:g}): {secs:.1f} s "
+                      f"({cpu:.1f} s CPU), peak RSS {gib(peak_f)}")
             eval_w = Windows(store, val_w.target_rows[:2000], 5)
-            for name, params in MODELS.items():
+            for name, params in ({} if args.skip_train else MODELS).items():
                 rate, peak_t, state = train_rate(name, params, train_w, eval_w, device, reason, args.steps, args.batch,
                                                  args.bf16, tmp)
                 target = 1.3 * store_bytes + state

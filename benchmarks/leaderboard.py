@@ -265,22 +265,36 @@ def _iv(g: dict) -> str:
     return f"{g['mean']:+.3f} [{g['lo']:+.3f}, {g['hi']:+.3f}]{mark}"
 
 
-def settings_line(settings: dict, epochs: dict[str, list[int]]) -> str:
-    """What the board trained with: the settings of new runs and each recipe's epochs as run."""
-    cap = settings.get("max_epochs")
-    parts = [f"torch threads {settings['threads']}" if "threads" in settings else "",
-             (f"epochs capped at {cap} (schedule epochs scaled)" if cap else "recipes' own epochs") if settings else "",
-             ("5CAT battery kept" if settings.get("gates") else "no 5CAT battery") if settings else ""]
-    trained = ", ".join(f"`{r}` {'/'.join(map(str, e))}" for r, e in sorted(epochs.items()))
-    head = "; ".join(p for p in parts if p)
-    return f"Settings: {head or 'unknown'}. Epochs trained per recipe (each run's run.json): {trained or 'none'}."
+def run_settings(run_dir: Path) -> dict:
+    """What one run trained with, from its own plan copy: epochs, torch threads, 5CAT battery."""
+    plan = tomllib.loads((run_dir / "plan.toml").read_text())
+    return {"epochs": int(plan.get("train", {}).get("epochs", 1)), "threads": plan.get("train", {}).get("threads"),
+            "gates": "gates" in plan}
+
+
+def settings_line(by_recipe: dict[str, list[dict]]) -> str:
+    """The settings the board's runs were trained with, as run (older runs may differ from the
+    settings this script gives new ones): each recipe's epochs, and the thread counts and 5CAT
+    batteries over all runs."""
+    runs = [r for rs in by_recipe.values() for r in rs]
+    if not runs:
+        return "Settings: no runs."
+
+    def counts(key: str, fmt) -> str:
+        values = sorted({r[key] for r in runs}, key=str)
+        return ", ".join(f"{fmt(v)} ({sum(r[key] == v for r in runs)} runs)" for v in values)
+
+    epochs = ", ".join(f"`{r}` {'/'.join(str(e) for e in sorted({x['epochs'] for x in rs}))}"
+                       for r, rs in sorted(by_recipe.items()))
+    return (f"Settings, as run: epochs {epochs}; torch threads {counts('threads', str)}; "
+            f"{counts('gates', lambda g: '5CAT battery after training' if g else 'no 5CAT battery')}.")
 
 
 def markdown(board: dict) -> str:
     lines = []
     for corpus, by_recipe in board.items():
         base = by_recipe.get("_baselines", {})
-        lines += [f"### {corpus}", "", settings_line(by_recipe.get("_settings", {}), by_recipe.get("_epochs", {})), ""]
+        lines += [f"### {corpus}", "", settings_line(by_recipe.get("_runs", {})), ""]
         for split in SPLITS:
             rows = {r: s[split] for r, s in by_recipe.items() if not r.startswith("_") and split in s}
             if split not in base:
@@ -336,7 +350,7 @@ def main() -> int:
             continue
         scorer = Scorer(paths)
         print(f"scoring {corpus}: baselines over seeds {seeds}", flush=True)
-        board[corpus] = {"_baselines": scorer.baselines_only(seeds), "_epochs": {}, "_settings": settings}
+        board[corpus] = {"_baselines": scorer.baselines_only(seeds), "_runs": {}}
         for r in recipes:
             runs = [out / r / f"seed{s}" for s in seeds]
             runs = [d for d in runs if (d / "checkpoints" / "last.safetensors").is_file()
@@ -344,7 +358,7 @@ def main() -> int:
             if runs:
                 print(f"scoring {corpus}/{r}: {len(runs)} seed(s)", flush=True)
                 board[corpus][r] = summarise([scorer.score(d) for d in runs])
-                board[corpus]["_epochs"][r] = sorted({int(json.loads((d / "run.json").read_text())["epochs"]) for d in runs})
+                board[corpus]["_runs"][r] = [run_settings(d) for d in runs]
             if len(runs) < len(seeds):
                 notes.setdefault(corpus, []).append(f"{r}: {len(runs)} of {len(seeds)} seeds completed")
     if args.train_only:

@@ -70,8 +70,16 @@ def test_board_plan_seeds_model_and_split_and_records_its_settings(tmp_path):
     assert plan["seed"] == 2 and plan["data"]["split"]["seed"] == 2
     assert plan["train"]["threads"] == 1 and plan["train"]["epochs"] == 3 and "gates" not in plan
     assert plan["data"]["store"] == str(tmp_path / "s") and plan["data"]["ood"] == str(tmp_path / "far")
-    line = lb.settings_line({"threads": 1, "max_epochs": 3, "gates": False}, {"p4_rollout": [3]})
-    assert "threads 1" in line and "capped at 3" in line and "no 5CAT" in line and "`p4_rollout` 3" in line
+    run = tmp_path / "run"
+    run.mkdir()
+    import tomli_w
+
+    (run / "plan.toml").write_text(tomli_w.dumps(plan))
+    assert lb.run_settings(run) == {"epochs": 3, "threads": 1, "gates": False}
+    old = {"epochs": 12, "threads": 2, "gates": True}
+    line = lb.settings_line({"p4_rollout": [lb.run_settings(run), old], "p1_mse": [old]})
+    assert "`p1_mse` 12, `p4_rollout` 3/12" in line and "torch threads 1 (1 runs), 2 (2 runs)" in line
+    assert "no 5CAT battery (1 runs)" in line and "5CAT battery after training (2 runs)" in line
 
 
 def test_max_epochs_option_parses_or_refuses_in_one_line(capsys):
