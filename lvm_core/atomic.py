@@ -126,18 +126,22 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
             shutil.rmtree(tmp)
 
 
-def remove_temporaries(folder: str | os.PathLike[str]) -> list[str]:
-    """Delete `.*.tmp` files and folders a killed writer left in `folder` (call it only while
-    holding the folder's lock, so no live writer's temporary is taken). Returns their names."""
+def remove_temporaries(folder: str | os.PathLike[str], *, recursive: bool = False) -> list[str]:
+    """Delete `.*.tmp` files and folders a killed writer left in `folder` (and, `recursive`, in
+    every folder below it). Call it only while holding the folder's lock, so no live writer's
+    temporary is taken. Returns their paths relative to `folder`."""
     folder = Path(folder)
-    gone = []
+    gone: list[str] = []
     if not folder.is_dir():
         return gone
-    for p in sorted(folder.iterdir()):
-        if p.name.startswith(".") and p.name.endswith(TEMP_SUFFIX):
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
-            gone.append(p.name)
+    for root, dirs, files in os.walk(folder):
+        for name in sorted(dirs + files):
+            if name.startswith(".") and name.endswith(TEMP_SUFFIX):
+                p = Path(root) / name
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
+                gone.append(str(p.relative_to(folder)))
+        dirs[:] = sorted(d for d in dirs if (Path(root) / d).exists()) if recursive else []
     return gone

@@ -25,11 +25,11 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from .atomic import write_json, write_text
+from .atomic import TEMP_SUFFIX, remove_temporaries, write_json, write_text
 from .errors import InputError
 from .faults import write_point
 from .metric_names import current_name, upgrade_record
-from .runlock import LOCK_NAME, check_not_busy
+from .runlock import LOCK_NAME, RunLock, check_not_busy
 from .events import Alert, CheckpointSaved, EpochEnded, EvalDone, Event, GatesDone, RunEnded, RunStarted, StepLogged
 
 METRICS = "metrics.jsonl"
@@ -317,3 +317,20 @@ def render_report(run: RunDir) -> str:
         lines += ["", "## Alerts", ""]
         lines += [f"- epoch {a.get('epoch')}, step {a.get('step')}: {a.get('level')} {a.get('code')}: {a.get('message')}" for a in alerts]
     return "\n".join(lines) + "\n"
+
+
+def finish_interrupted_end(run: RunDir) -> str:
+    """A completed run killed (or out of space) while writing its last files: remove the
+    temporaries it left anywhere in its folder and write its report.md again (from the run's
+    files). Returns what was done, '' when the run was whole (then nothing is touched)."""
+    temps = [p for p in run.path.rglob(f".*{TEMP_SUFFIX}")]
+    if not temps and (run.path / "report.md").is_file():
+        return ""
+    lock = RunLock(run.path).acquire()  # a live process in this folder is named, not raced
+    try:
+        gone = remove_temporaries(run.path, recursive=True)
+        write_report(run)
+    finally:
+        lock.release()
+    return (f"removed {len(gone)} temporary file(s) a killed writer left ({', '.join(gone[:3])}"
+            f"{', ...' if len(gone) > 3 else ''}) and " if gone else "") + "wrote its report.md"

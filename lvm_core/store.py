@@ -23,15 +23,35 @@ import time
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, TextIO
 
 import numpy as np
 
 from .atomic import atomic_dir
 from .errors import InputError
+from .progress import Progress
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+#: manifest.extra key of the NaN/Inf record: {"count": rows holding NaN or Inf, "rows": the first
+#: few, "vectors_npy": the size and mtime of the vectors.npy it describes}
+NONFINITE_KEY = "nonfinite_rows"
+RECORDED_ROWS = 10
+
+
+def nonfinite_record(vectors: np.ndarray, npy: Path) -> dict[str, Any]:
+    """The manifest record of the rows of `vectors` (as saved in `npy`) that hold NaN or Inf."""
+    block = 1 << 16  # a block at a time: no (N, D) mask beside a large matrix
+    bad = [start + np.flatnonzero(~np.isfinite(vectors[start:start + block]).all(axis=1))
+           for start in range(0, len(vectors), block)]
+    rows = np.concatenate(bad) if bad else np.zeros(0, np.int64)
+    return {"count": int(len(rows)), "rows": [int(r) for r in rows[:RECORDED_ROWS]], "vectors_npy": _file_stamp(npy)}
+
+
+def _file_stamp(path: Path) -> dict[str, int]:
+    """Size and modification time: a file rewritten after its record was made no longer matches."""
+    st = path.stat()
+    return {"bytes": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
 
 
 @dataclass
@@ -96,7 +116,8 @@ def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """Rows of `x` scaled to unit length (zero rows stay zero), in float32."""
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.maximum(norms, eps)
+    with np.errstate(invalid="ignore"):  # a NaN/Inf row stays non-finite (recorded, then refused)
+        return x / np.maximum(norms, eps)
 
 
 def text_hash(texts: Iterable[str]) -> str:
@@ -176,6 +197,7 @@ class ArticleStore:
             raise InputError(src, f"article_ids.npy has {len(ids)} ids but manifest.json says n_articles {self.manifest.n_articles}")
         if len(np.unique(ids)) != len(ids):
             raise InputError(src, "article_ids.npy: duplicate article ids")
+        self.nonfinite_record()  # a malformed NaN/Inf record is refused here, not when a run starts
 
     def nonfinite_rows(self, block: int = 1 << 16, progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
         """(how many rows hold a NaN or Inf, the first such row or -1): streamed over the
@@ -192,11 +214,43 @@ class ArticleStore:
                 progress(min(start + block, n), n)
         return count, first
 
-    def refuse_nonfinite(self) -> None:
-        """Bad input when any row holds NaN or Inf: training on it would diverge."""
-        count, first = self.nonfinite_rows()
+    def nonfinite_record(self) -> dict[str, Any] | None:
+        """The NaN/Inf rows `write_store` recorded in the manifest ({"count", "rows"}), or None
+        for a store without one (written before the record existed, by hand) or whose
+        vectors.npy was rewritten after the record was made (another size or time)."""
+        rec = self.manifest.extra.get(NONFINITE_KEY)
+        if rec is None:
+            return None
+        ok = (isinstance(rec, dict) and isinstance(rec.get("count"), int) and not isinstance(rec["count"], bool)
+              and rec["count"] >= 0 and isinstance(rec.get("rows"), list)
+              and all(isinstance(r, int) and not isinstance(r, bool) and 0 <= r < self.n_chunks for r in rec["rows"])
+              and len(rec["rows"]) <= rec["count"])
+        if not ok:
+            raise InputError(str(self.path / MANIFEST), f'expected {{"count": N, "rows": [the first row numbers, at '
+                             f'most {RECORDED_ROWS}], "vectors_npy": {{...}}}}, got {json.dumps(rec)[:60]}',
+                             f"key 'extra.{NONFINITE_KEY}'")
+        return rec if rec.get("vectors_npy") == _file_stamp(self.path / "vectors.npy") else None
+
+    def refuse_nonfinite(self, progress_stream: TextIO | None = None, block: int = 1 << 16) -> None:
+        """Bad input when any row holds NaN or Inf: training on it would diverge. The manifest's
+        record (written by `data build` / `data import`) is trusted; a store without one is
+        scanned `block` rows at a time, with a progress bar on `progress_stream` (stderr) when
+        that takes more than one block."""
+        rec = self.nonfinite_record()
+        if rec is None:
+            bar = (Progress(self.n_chunks, f"checking {self.path.name}/vectors.npy for NaN/Inf", progress_stream)
+                   if self.n_chunks > block else None)
+            count, first = self.nonfinite_rows(block, None if bar is None else
+                                               lambda done, total: bar.update(done - bar.done))
+            if bar is not None:
+                bar.close()
+            where = f"first: row {first}; found by a scan, manifest.json has no current record"
+        else:
+            count, rows = rec["count"], rec["rows"]
+            where = (f"row{'s' if len(rows) > 1 else ''} {', '.join(map(str, rows))}{', ...' if count > len(rows) else ''}"
+                     "; recorded in manifest.json when the store was written")
         if count:
-            raise InputError(str(self.path), f"{count} row(s) of vectors.npy hold NaN or Inf (first: row {first}); "
+            raise InputError(str(self.path), f"{count} row(s) of vectors.npy hold NaN or Inf ({where}); "
                              "a run would diverge (`lvm-workbench data validate` lists them)")
 
     # ---- shape ---------------------------------------------------------------------------
@@ -346,8 +400,11 @@ def write_store(
         normalized=normalize or unit_length,
         extra=dict(extra or {}),
     )
+    with np.errstate(over="ignore"):  # checked as stored: a float16 cast can overflow to Inf
+        stored = vecs.astype(dtype)
     with atomic_dir(path) as tmp:
-        np.save(tmp / "vectors.npy", vecs.astype(dtype))
+        np.save(tmp / "vectors.npy", stored)
+        manifest.extra[NONFINITE_KEY] = nonfinite_record(stored, tmp / "vectors.npy")
         np.save(tmp / "offsets.npy", offsets)
         np.save(tmp / "article_ids.npy", ids)
         np.save(tmp / "chunk_index.npy", np.asarray(chunk_index, dtype=np.int64))

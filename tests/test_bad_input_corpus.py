@@ -103,7 +103,9 @@ CASES: list[tuple[str, str, object, str, int]] = [
     ("plan", "--run-dir not empty", lambda d: ["--run", plan(d), "--run-dir", str((d / "x").mkdir() or (d / "x" / "f").write_text("") or d / "x")], "not empty", 2),
     ("plan", "--run-dir with --resume", lambda d: ["--resume", str(a_run(d)), "--run-dir", str(d / "y")], "--run-dir", 2),
     # ---- stores at the door of a run ------------------------------------------------------
-    ("store", "NaN rows refused before training", lambda d: ["--run", plan(d, GOOD_PLAN.format(store=_nan_store(d)))], "2 row(s) of vectors.npy hold NaN or Inf (first: row 3)", 2),
+    ("store", "NaN rows refused before training", lambda d: ["--run", plan(d, GOOD_PLAN.format(store=_nan_store(d)))], "2 row(s) of vectors.npy hold NaN or Inf (first: row 3;", 2),
+    ("store", "NaN rows recorded when written", lambda d: ["--run", plan(d, GOOD_PLAN.format(store=_recorded_nan_store(d)))], "2 row(s) of vectors.npy hold NaN or Inf (rows 3, 9; recorded in manifest.json", 2),
+    ("store", "info: malformed NaN/Inf record", lambda d: ["data", "info", str(_bad_record(d))], "key 'extra.nonfinite_rows'", 2),
     ("store", "string article ids", lambda d: ["--run", plan(d, GOOD_PLAN.format(store=_string_ids(d)))], "article_ids.npy: expected integers", 2),
     ("store", "format_version \"2\" (run)", lambda d: ["--run", plan(d, GOOD_PLAN.format(store=edit_manifest(store(d), format_version="2")))], "key 'format_version': expected an integer", 2),
     ("store", "info: missing store", lambda d: ["data", "info", str(d / "gone")], "no such store", 2),
@@ -158,6 +160,22 @@ CASES: list[tuple[str, str, object, str, int]] = [
     ("cli", "diagnose --part nope", lambda d: ["diagnose", str(store(d)), "--part", "nope"], "no split part named 'nope'", 2),
     ("cli", "missing device", lambda d: ["--run", plan(d), "--device", "cuda:7"], "cuda:7", 4),
 ]
+
+
+def _recorded_nan_store(d: Path) -> Path:
+    from lvm_core.store import write_store
+
+    v = np.random.default_rng(0).normal(size=(72, 8))
+    v[3, 0], v[9, 2] = np.nan, np.inf
+    return write_store(d / "recorded", v, [12] * 6, list(range(6)), dtype="float32").path
+
+
+def _bad_record(d: Path) -> Path:
+    p = store(d, "badrec")
+    m = json.loads((p / "manifest.json").read_text())
+    m["extra"]["nonfinite_rows"] = {"count": "none", "rows": []}
+    (p / "manifest.json").write_text(json.dumps(m))
+    return p
 
 
 def _nan_store(d: Path) -> Path:

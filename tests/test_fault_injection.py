@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from lvm_core import faults
+from lvm_core.errors import InputError
 from lvm_core.rundir import RunDir
 from lvm_core.train import train
 from tests.conftest import make_tiny_store
@@ -90,17 +91,24 @@ def _resume(world, run_dir: Path):
         fresh = not (run_dir / "run.json").exists()  # killed during setup: the folder is taken again
         expected = load_file(str(root / "expected.safetensors"))
         if not fresh and RunDir(run_dir).read_json("run.json")["status"] == "completed":
-            # killed writing report.md, the very last write: nothing to resume (its temporary
-            # stays until someone resumes, which says "already completed")
+            # killed writing report.md, the very last write: nothing to train; the resume
+            # removes the temporary, writes the report and says "already completed"
+            try:
+                prepare_run(plan, host, resume=run_dir)
+                return 6
+            except InputError as exc:
+                if "already completed" not in str(exc) or not (run_dir / "report.md").is_file():
+                    return 7
             got = load_file(str(run_dir / "checkpoints" / "last.safetensors"))
-            return 0 if all(torch.equal(got[k], expected[k]) for k in expected) else 2
+            if not all(torch.equal(got[k], expected[k]) for k in expected):
+                return 2
         else:
             setup = prepare_run(plan, host, **({"run_dir": run_dir} if fresh else {"resume": run_dir}))
             if train(setup).status != "completed":
                 return 1
             got = setup.model.state_dict()
-        if not all(torch.equal(got[k], expected[k]) for k in expected):
-            return 2
+            if not all(torch.equal(got[k], expected[k]) for k in expected):
+                return 2
         steps = [(m["kind"], m["step"]) for m in RunDir(run_dir).read_jsonl("metrics.jsonl")]
         full = [(m["kind"], m["step"]) for m in RunDir(root / "full").read_jsonl("metrics.jsonl")]
         if steps != full:
@@ -112,10 +120,44 @@ def _resume(world, run_dir: Path):
 
 
 def _write_points(world, name: str) -> int:
+    return len(_write_log(world, name))
+
+
+def _write_log(world, name: str) -> list[str]:
+    """The paths of a run's write points, in order."""
     root = world[0]
     log = root / f"{name}.log"
     assert _forked(_run(world, root / name), {"LVM_FAULT_LOG": str(log)}) == 0
-    return len(log.read_text().splitlines())
+    return [line.split("\t", 1)[1] for line in log.read_text().splitlines()]
+
+
+def test_a_kill_at_the_report_write_leaves_a_temporary_the_next_resume_removes(world):
+    root = world[0]
+    paths = _write_log(world, "count-report")
+    k = max(i for i, p in enumerate(paths, 1) if p.endswith("report.md"))  # the final report
+    run_dir = root / "kill-report"
+    assert _forked(_run(world, run_dir), {"LVM_FAULT_KILL_AT": str(k)}) == -9
+    assert [p.name for p in run_dir.glob(".report.md.*.tmp")] and not (run_dir / "report.md").exists()
+    assert _forked(_resume(world, run_dir), {}) == 0  # removes it, writes report.md, checks the weights
+    assert not list(run_dir.rglob("*.tmp")) and "status: **completed**" in (run_dir / "report.md").read_text()
+    before = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")}
+    with pytest.raises(InputError, match="already completed; there is nothing to resume$"):
+        prepare_run(world[2], world[1], resume=run_dir)  # a whole completed run: nothing touched
+    assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")} == before
+
+
+def test_temporaries_anywhere_in_a_run_folder_are_removed_on_resume(world):
+    root, host, plan = world
+    paths = _write_log(world, "count-sub")
+    k = next(i for i, p in enumerate(paths, 1) if "checkpoints" in p)  # the first generation
+    run_dir = root / "kill-sub"
+    assert _forked(_run(world, run_dir), {"LVM_FAULT_KILL_AT": str(k)}) == -9
+    (run_dir / "tensorboard").mkdir()
+    left = [run_dir / "tensorboard" / ".events.1.ab.tmp", run_dir / ".report.md.1.cd.tmp"]
+    for p in left:
+        p.write_bytes(b"")  # zero-byte temporaries, as a kill leaves them
+    assert list((run_dir / "checkpoints").glob(".*.tmp"))  # the generation being written
+    assert _forked(_resume(world, run_dir), {}) == 0  # resumed bit-identically, no .tmp anywhere (code 5)
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 from lvm_core.errors import InputError
 
+from .plugin_guard import check_model
 from .plugin_host import BUILTIN_DIST, LOCAL_DIST, Item, PluginHost, load_plugins
 
 META_KEY = "plugins"
@@ -73,7 +74,10 @@ def load_checkpoint_model(path: str | Path, *, device: Any = "cpu", plugin_paths
     meta = read_checkpoint_meta(path)
     paths = [*plugin_paths, *_run_plan_dir(Path(path))]
     h = host_for_checkpoint(meta, str(path), paths, host)
-    return load_model(path, lambda arch: h.get("model", arch, source=str(path)).obj, device=device)
+    item = h.get("model", meta["arch"], source=str(path))
+    model = load_model(path, lambda arch: item.obj, device=device)
+    check_model(item, model, int(meta["input_dim"]), int(meta["context_len"]))
+    return model
 
 
 def _run_plan_dir(path: Path) -> list[Path]:
@@ -89,3 +93,4 @@ def _run_plan_dir(path: Path) -> list[Path]:
                 return []
             return [Path(plan_dir)] if plan_dir else []
     return []
+

@@ -46,7 +46,7 @@ from lvm_core.events import CheckpointSaved, EpochEnded, EvalDone, Event, RunEnd
 from lvm_core.params import resolve_params
 from lvm_core.atomic import remove_temporaries
 from lvm_core.checkpointer import Checkpointer
-from lvm_core.rundir import METRICS, RunDir, claim_run_dir, iso_time, new_run_dir
+from lvm_core.rundir import METRICS, RunDir, claim_run_dir, finish_interrupted_end, iso_time, new_run_dir
 from lvm_core.runlock import RunLock
 from lvm_core.schedules import LR_SCHEDULES, WeightSchedule, weight_schedule_from_dict
 from lvm_core.store import ArticleStore
@@ -56,7 +56,7 @@ from lvm_core.tripwires import Tripwire, tripwire_from_dict
 from lvm_core.windows import Split, Windows, make_windows, split_by_fractions, split_by_ranges
 
 from .checkpoint_plugins import checkpoint_plugins
-from .plugin_guard import gate_lookup, guard_call, guard_loss, origin
+from .plugin_guard import check_model, gate_lookup, guard_call, guard_loss, origin
 from .plugin_host import PluginHost, load_plugins
 
 DEFAULT_RUNS_ROOT = Path("runs")
@@ -799,7 +799,9 @@ class PluginEventSink:
                     "epoch": getattr(event, "epoch", None), "step": getattr(event, "step", None), "metrics": values}
             RunDir(self.run.path).append(METRICS, json.dumps(line, allow_nan=False))
         if failures:
-            raise PluginHookError("; ".join(f"{self.host.origin(f.plugin)} raised in {f.stage}: {f.error}" for f in failures))
+            at = f" at step {event.step}" if getattr(event, "step", None) is not None else ""
+            raise PluginHookError("; ".join(f"{self.host.origin(f.plugin)} raised in {f.stage}{at}: {f.error}"
+                                            for f in failures))
 
 
 def _plugin_logger(plugin: str, logged: dict[str, dict[str, float]]) -> Any:
@@ -869,7 +871,9 @@ def prepare_run(plan: Plan, host: PluginHost, *, run_dir: str | Path | None = No
     if resume is not None:
         run = RunDir(resume)
         if run.read_json("run.json").get("status") == "completed":
-            raise InputError(str(run.path), "this run already completed; there is nothing to resume")
+            tidied = finish_interrupted_end(run)  # killed writing its report: finished here
+            raise InputError(str(run.path), "this run already completed; there is nothing to resume"
+                             + (f" ({tidied})" if tidied else ""))
         split = Split.load(run.path / "split.json")  # the run's split, never recomputed
         _check_world_size(run, ddp)
         lock = RunLock(run.path).acquire() if ddp.is_main else None
@@ -892,7 +896,8 @@ def prepare_run(plan: Plan, host: PluginHost, *, run_dir: str | Path | None = No
         es.windows = Windows(es.windows.store, keep, es.windows.context_len)  # keep: a sorted subset of the rows
 
     item = host.get("model", plan.model.arch, source=plan.source, where="model.arch")
-    model = item.obj(store.dim, L, **plan.model.params)
+    model = guard_call("its factory", item, item.obj, store.dim, L, **plan.model.params)
+    check_model(item, model, store.dim, L)  # a wrong output shape or dtype is named before step 0
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if n_params and len(train_w) < cfg.batch_size * cfg.grad_accum:
         raise InputError(plan.source, f"the train split has {len(train_w)} windows, fewer than one step "
@@ -920,7 +925,7 @@ def prepare_run(plan: Plan, host: PluginHost, *, run_dir: str | Path | None = No
             model.load_state_dict(generation.weights())
         if ddp.is_main:
             Checkpointer(run.checkpoints).rewind(generation)
-            remove_temporaries(run.path)
+            remove_temporaries(run.path, recursive=True)
             dropped = run.cut_logs(int(state["step"]) if state is not None else -1)
             run.update_run(device=str(dev), device_reason=reason, resume_cut=dropped,
                            resume_from=generation.name if generation is not None else "step 0 (no checkpoint yet)")

@@ -14,6 +14,7 @@ from lvm_core.errors import InputError, InputErrors
 from lvm_core.params import Param, resolve_params
 from lvm_core.shards import parse_shard
 
+from ..plugin_guard import embedder_from, read_corpus, who
 from ..plugin_host import Item, default_host
 
 NAME = "build"
@@ -102,13 +103,18 @@ def run(args: argparse.Namespace) -> int:
     corpora = []
     for source in args.source or [""]:
         log(f"reading {args.reader} {source}".rstrip())
-        corpora.append(reader.obj(source, **reader_params))
+        corpora.append(read_corpus(reader, source, reader_params))
     corpus = concat_corpora(corpora)
     log(f"loading embedder {args.embedder}")
-    embedder = embedder_item.obj(**embedder_params)
+    embedder = embedder_from(embedder_item, embedder_params)
     store = build_store(corpus, embedder, out, config=config,
                         cache_dir=None if args.no_cache else cache_root / "embeddings", quiet=args.quiet,
                         shard=shard)
+    bad = store.nonfinite_record()
+    if bad and bad["count"]:
+        print(f"warning: {who(embedder_item)} gave {bad['count']} row(s) with NaN or Inf (rows "
+              f"{', '.join(map(str, bad['rows']))}{', ...' if bad['count'] > len(bad['rows']) else ''}; texts.jsonl "
+              "has their texts); recorded in manifest.json, and a run refuses this store", file=sys.stderr)
     counts = store.manifest.extra.get("counts", {})
     if shard is not None:
         info = store.manifest.extra["shard"]

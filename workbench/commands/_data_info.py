@@ -44,6 +44,7 @@ def store_info(store: ArticleStore, context_len: int = 5) -> dict[str, Any]:
         "text_sha256": m.text_sha256,
         "created": m.created,
         "format_version": m.format_version,
+        "nonfinite_rows": store.nonfinite_record(),  # None: not recorded (a run start scans it)
     }
     texts = store.texts
     if texts is not None:
@@ -74,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"corpus     {corpus.get('reader', '?')}: {what}")
     print(f"text hash  {info['text_sha256'] or '(no texts)'}")
     print(f"created    {info['created']}")
+    print(f"NaN/Inf    {_nonfinite_line(info['nonfinite_rows'])}")
     s = info["chunks_per_article"]
     if s:
         print(f"chunks per article  min {s['min']}  median {s['median']:g}  mean {s['mean']}  max {s['max']}")
@@ -81,3 +83,12 @@ def run(args: argparse.Namespace) -> int:
     if w:
         print(f"words per chunk     p5 {w['p5']:g}  median {w['median']:g}  mean {w['mean']}  p95 {w['p95']:g}  max {w['max']}")
     return 0
+
+
+def _nonfinite_line(rec: dict[str, Any] | None) -> str:
+    if rec is None:
+        return "not recorded (a run scans vectors.npy before training; `data validate` lists any)"
+    if not rec["count"]:
+        return "0 rows (recorded when the store was written)"
+    more = ", ..." if rec["count"] > len(rec["rows"]) else ""
+    return f"{rec['count']} row(s): {', '.join(map(str, rec['rows']))}{more} (a run refuses this store)"

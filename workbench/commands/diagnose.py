@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from lvm_core.atomic import write_json, write_text
-from lvm_core.errors import InputError, InputErrors
+from lvm_core.errors import InputError, InputErrors, PluginFault
 from lvm_core.params import resolve_params
 from lvm_core.store import ArticleStore
 from lvm_core.windows import Split, split_by_fractions
 
+from ..plugin_guard import run_diagnostic
 from ..plugin_host import Item, load_plugins, warn_problems
 
 NAME = "diagnose"
@@ -128,9 +129,16 @@ def run(args: argparse.Namespace) -> int:
     }
     print(f"store {store.path}: {store.n_articles} articles, {store.n_chunks} chunks, dim {store.dim}; "
           f"split {_split_line(out['split'])}; context {args.context_len}")
+    faults = []
     for item, values in chosen:
         started = time.perf_counter()
-        result = item.obj(store, split, context_len=args.context_len, **values)
+        try:
+            result = run_diagnostic(item, store, split, context_len=args.context_len, **values)
+        except PluginFault as exc:  # named in one line; the other diagnostics still run
+            faults.append(str(exc))
+            out["diagnostics"][item.name] = {"params": values, "error": str(exc)}
+            print(f"error: {exc}", file=sys.stderr)
+            continue
         seconds = time.perf_counter() - started
         out["diagnostics"][item.name] = {"params": values, "seconds": round(seconds, 3), "result": result}
         print()
@@ -146,12 +154,12 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         write_text(args.report, render_markdown(out))
         print(f"wrote {args.report}")
-    return 0
+    return 1 if faults else 0
 
 
 def headline(out: dict[str, Any]) -> list[str]:
     """A few lines with the numbers a user looks at first (from the built-in diagnostics, when run)."""
-    diags = {name: entry["result"] for name, entry in out["diagnostics"].items()}
+    diags = {name: entry["result"] for name, entry in out["diagnostics"].items() if "result" in entry}
     lines = []
     hyg = diags.get("split_hygiene")
     if hyg:
@@ -272,6 +280,9 @@ def render_markdown(out: dict[str, Any]) -> str:
     if summary:
         lines += ["", "## Summary", "", *[f"- {line}" for line in summary]]
     for name, entry in out["diagnostics"].items():
+        if "error" in entry:
+            lines += ["", f"## {name}", "", f"**error:** {entry['error']}"]
+            continue
         lines += ["", f"## {name}", "", f"params: `{json.dumps(entry['params'])}`; {entry['seconds']:.1f} s", ""]
         tables, notes = tables_of(entry["result"])
         for title, header, rows in tables:
