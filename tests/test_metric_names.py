@@ -165,3 +165,27 @@ def test_an_unknown_metric_is_still_one_clear_error(tmp_path):
         plan_from_text(PLAN.format(store=DEMO_STORE, select="val/margn").replace("val/R@5 <", "val/cos <"), tmp_path,
                        host=load_plugins())
     assert "train.select_metric" in str(err.value) and "did you mean 'val/margin_vs_last'" in str(err.value)
+
+
+def test_a_resume_state_saved_before_the_rename_loads_under_the_new_names():
+    """--resume of a run checkpointed before the rename: its best metric, last evaluation and the
+    tripwires' previous evaluation come back under the current names (lvm_core/train_state.py)."""
+    from lvm_core.schedules import LrSchedule
+    from lvm_core.train_state import Best, TrainState
+    from lvm_core.tripwires import TripwireBoard
+
+    def state() -> TrainState:
+        model = torch.nn.Linear(4, 4)
+        return TrainState(model, torch.optim.AdamW(model.parameters()), LrSchedule(1e-3, "constant"), [],
+                          TripwireBoard([]), Best("val/margin_vs_last", "max"))
+
+    saved = state().state_dict()
+    saved["best"] = {**saved["best"], "metric": "val/margin", "value": -0.1, "epoch": 2, "step": 20}
+    saved["last_eval"] = {"val/margin": -0.1, "val/R@5": 0.3, "gates/A/val/margin": -0.2, "val/cos": 0.5}
+    saved["tripwires"] = {**saved["tripwires"], "previous": {"val/margin": -0.1}}
+    resumed = state()
+    resumed.load_state_dict(saved)
+    assert resumed.best.metric == "val/margin_vs_last" and resumed.best.value == -0.1
+    assert resumed.last_eval == {"val/margin_vs_last": -0.1, "val/R@5_article": 0.3,
+                                 "gates/A/val/margin_vs_best_offset": -0.2, "val/cos": 0.5}
+    assert resumed.tripwires.previous == {"val/margin_vs_last": -0.1}
