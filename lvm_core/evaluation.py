@@ -470,7 +470,7 @@ def resolve_gates(lookup: Callable[[str], _Lookup], names: Sequence[str] = DEFAU
     for key, value in (thresholds or {}).items():
         gate, _, param = current_threshold(str(key)).partition(".")  # A.val.margin: the old name
         if not param:
-            errors.append(InputError(source, "expected '<gate>.<param>', e.g. 'A.val.margin'", f"thresholds.{key}"))
+            errors.append(InputError(source, "expected '<gate>.<param>', e.g. 'A.val.margin_vs_best_offset'", f"thresholds.{key}"))
         elif gate not in per_gate:
             errors.append(InputError(source, f"gate {gate!r} is not chosen (chosen: {', '.join(names)}); "
                                      f"add it to [gates] use (5cat: --gate {gate})", f"thresholds.{key}"))

@@ -121,7 +121,8 @@ def directional_margin(margin: float = 0.05, form: str = "hinge", gamma: float =
     gap = cos(pred, target) - cos(pred, c); the term is hinge: relu(margin - gap), or softplus:
     softplus(gamma * (margin - gap)) / gamma. `frames`: "last" uses c = c_last; "all" averages
     the term over every context frame; "nearest" uses the frame most similar to the prediction.
-    Logs stat/margin, the mean gap (with frames = "last", the margin every report shows).
+    Logs stat/margin, the mean gap on the batch (with frames = "last", the training-batch
+    counterpart of the validation number margin_vs_last; docs/metrics.md).
     """
     if form not in ("hinge", "softplus"):
         raise InputError("[[loss]] directional_margin", f"expected 'hinge' or 'softplus', got {form!r}", "form")

@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run this registered gate (repeatable; default: A-E and vs_baselines); "
                              "`lvm-workbench plugins --kind gate` lists them")
     parser.add_argument("--threshold", action="append", default=[], metavar="GATE.KEY=VALUE",
-                        help="override a threshold or parameter of a chosen gate, e.g. A.val.margin=0.1 (repeatable)")
+                        help="override a threshold or parameter of a chosen gate, e.g. A.val.margin_vs_best_offset=0.1 (repeatable)")
     parser.add_argument("--json", metavar="OUT", help="write gates.json (schema-versioned) here")
     parser.add_argument("--report", metavar="OUT.md", help="write a Markdown report here")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto (default cpu)")
