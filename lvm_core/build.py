@@ -20,6 +20,7 @@ from .corpus import Corpus, Document
 from .errors import InputError
 from .progress import Progress
 from .embedding import Embedder, EmbeddingCache, describe, embed_with_cache
+from .progress import Progress
 from .store import ArticleStore, text_hash, write_store
 from .text import chunk_text, clean_paragraphs
 

@@ -31,7 +31,7 @@ import math
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Hashable, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -128,6 +128,13 @@ class SplitSamples:
             rows = np.minimum(self.rows + offset, self.article_end() - 1)
             self._cache[offset] = l2_normalize(self.store.gather(rows))
         return self._cache[offset]
+
+    def memo(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """`compute()` once per split and `key`, then shared by every predictor the battery runs
+        (model, baselines, oracle): for what a gate derives from the samples alone."""
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
 
     def unit_context(self) -> np.ndarray:
         """The contexts (S, L, D) with unit rows, gathered once (for measuring, e.g. coherence)."""

@@ -23,7 +23,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from .atomic import TEMP_SUFFIX, remove_temporaries, write_json, write_text
 from .errors import InputError
@@ -43,19 +43,28 @@ def utc_stamp(t: float | None = None) -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime(time.time() if t is None else t))
 
 
+def run_dir_names(root: str | Path, name: str, tries: int = 999) -> Iterator[Path]:
+    """The names a new run takes, in order: `root/<name>-<UTC yyyymmdd-HHMMSS>`, then -2, -3..."""
+    base = Path(root) / f"{name}-{utc_stamp()}"
+    for i in range(1, tries + 1):
+        yield base if i == 1 else base.with_name(f"{base.name}-{i}")
+
+
 def new_run_dir(root: str | Path, name: str) -> Path:
-    """A fresh directory `root/<name>-<UTC yyyymmdd-HHMMSS>` (with -2, -3... if taken)."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    base = f"{name}-{utc_stamp()}"
-    for i in range(1, 1000):
-        path = root / (base if i == 1 else f"{base}-{i}")
+    """A fresh directory named by `run_dir_names` (created here, so two runs never share it)."""
+    Path(root).mkdir(parents=True, exist_ok=True)
+    for path in run_dir_names(root, name):
         try:
             path.mkdir()
             return path
         except FileExistsError:
             continue
-    raise InputError(str(root), f"could not create a fresh run directory named {base}-N")
+    raise InputError(str(root), f"could not create a fresh run directory named {name}-{utc_stamp()}-N")
+
+
+def free_run_dir(root: str | Path, name: str) -> Path:
+    """The first of `run_dir_names` nothing is at yet (not created: a child process claims it)."""
+    return next(p for p in run_dir_names(root, name) if not p.exists())
 
 
 def claim_run_dir(path: str | Path) -> Path:

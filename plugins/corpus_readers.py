@@ -19,12 +19,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from lvm_core.corpus import Corpus, Document
-from lvm_core.embedding import default_cache_dir
-from lvm_core.errors import InputError
-from lvm_core.params import Param
-from lvm_core.text import extract_html, markdown_paragraphs
-from workbench.hookspecs import hookimpl
+from workbench.api import (Corpus, Document, InputError, Param, default_cache_dir, extract_html, hookimpl,
+                           markdown_paragraphs)
 
 
 

@@ -6,8 +6,7 @@ Params declared here are what `lvm-workbench diagnose --set NAME.KEY=VALUE` and 
 
 from __future__ import annotations
 
-from lvm_core import diagnostics as d
-from workbench import Param, hookimpl
+from workbench.api import Param, diagnostics as d, hookimpl
 
 _PART = Param("part", "str", "val", "split part the numbers are computed on")
 _TRAIN = Param("train_part", "str", "train", "split part that fitted models (ridge, probe) learn from")

@@ -18,10 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from lvm_core.embedding import EmbedderUnavailable, check_weights, default_cache_dir
-from lvm_core.errors import InputError
-from lvm_core.params import Param
-from workbench.hookspecs import hookimpl
+from workbench.api import EmbedderUnavailable, InputError, Param, check_weights, default_cache_dir, hookimpl
 
 POTION_SHA256 = "f65d0f325faadc1e121c319e2faa41170d3fa07d8c89abd48ca5358d9a223de2"
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"

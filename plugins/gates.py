@@ -13,12 +13,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from lvm_core.bootstrap import paired_intervals
-from lvm_core.evaluation import MODEL, OFFSETS, Check, SplitPredictions, SplitSamples, Verdict, split_kind
-from lvm_core.metrics import ArticleBlock, article_blocks, rank_summaries
-from lvm_core.metrics import within_article_ranks_both as ranks_both
-from lvm_core.params import Param
-from workbench import hookimpl
+from workbench.api import (MODEL, OFFSETS, ArticleBlock, Check, Param, SplitPredictions, SplitSamples,
+                           Verdict, article_blocks, hookimpl, paired_intervals, rank_summaries, split_kind,
+                           within_article_ranks_both as ranks_both)
 
 NAN = float("nan")
 
@@ -44,10 +41,7 @@ def _split_params(metric_defaults: Mapping[str, tuple[float, float, str]]) -> tu
 def _article_blocks(s: SplitSamples, idx: np.ndarray) -> list[ArticleBlock]:
     """lvm_core.metrics.article_blocks of the samples idx, cached on the split so every
     predictor (model, baselines, oracle) reuses the normalised chunk vectors."""
-    key = ("article_blocks", idx.tobytes())
-    if key not in s._cache:
-        s._cache[key] = article_blocks(s.store, s.rows[idx])
-    return s._cache[key]
+    return s.memo(("article_blocks", idx.tobytes()), lambda: article_blocks(s.store, s.rows[idx]))
 
 
 def within_article_ranks_both(s: SplitSamples, idx: np.ndarray, pred: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:

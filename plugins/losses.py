@@ -17,9 +17,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from lvm_core.batch import Batch
-from lvm_core.errors import InputError
-from workbench import Param, hookimpl
+from workbench.api import Batch, InputError, Param, hookimpl
 
 Strategy = Callable[[Batch, torch.nn.Module], dict[str, torch.Tensor]]
 

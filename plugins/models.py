@@ -6,10 +6,9 @@ rows (B, dim). The defaults are the original lnsp-phase-4 sizes; examples use sm
 
 from __future__ import annotations
 
-from lvm_core.baseline_models import ContextMean, CopyLast, LinearExtrapolation, Ridge
-from lvm_core.models import AttentionMixtureNetwork, GRUStack, LSTMBaseline, SimpleMLP, TransformerVectorPredictor
-from lvm_core.start_at_baseline import FrameWeightsModel, ResidualRidge
-from workbench import Param, hookimpl
+from workbench.api import (AttentionMixtureNetwork, ContextMean, CopyLast, FrameWeightsModel, GRUStack,
+                           LinearExtrapolation, LSTMBaseline, Param, ResidualRidge, Ridge, SimpleMLP,
+                           TransformerVectorPredictor, hookimpl)
 
 
 def _dropout(default: float) -> Param:

@@ -25,10 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lvm_core.batch import Batch
-from lvm_core.errors import InputError
-from lvm_core.models import ARCHITECTURES, LatentVectorModel
-from workbench import Param, hookimpl
+from workbench.api import ARCHITECTURES, Batch, InputError, LatentVectorModel, Param, hookimpl
 
 Terms = dict[str, torch.Tensor]
 

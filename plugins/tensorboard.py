@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from workbench import hookimpl
+from workbench.api import hookimpl
 
 SUBDIR = "tensorboard"
 _writers: dict[Path, Any] = {}

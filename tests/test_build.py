@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from lvm_core.build import BuildConfig, Progress, _split, build_store, chunk_corpus, select_spread
+from lvm_core.build import BuildConfig, _split, build_store, chunk_corpus, select_spread
+from lvm_core.progress import Progress
 from lvm_core.corpus import Corpus, Document
 from lvm_core.store import ArticleStore, text_hash
 from workbench import cli
@@ -120,9 +121,9 @@ def test_progress_line_has_rate_and_eta_hand_computed():
     # on a rounding edge (0.25 below) goes either way with the clock (issue 11)
     plain.start = 1024.0
     plain.done, plain.cached = 50, 0
-    assert plain.line(now=plain.start + 10) == "embedding: 50/150 chunks, 5.0 chunks/s, ETA 20s\n"
+    assert plain.line(now=plain.start + 10) == "embedding: 50/150 chunks, 5.0 chunks/s, ETA 0:20"
     plain.cached = 30  # cached rows count as done but not toward the rate: 20 new in 10 s
-    assert plain.line(now=plain.start + 10) == "embedding: 50/150 chunks, 2.0 chunks/s, ETA 50s, 30 cached\n"
+    assert plain.line(now=plain.start + 10) == "embedding: 50/150 chunks, 2.0 chunks/s, ETA 0:50, 30 cached"
 
     class Tty(io.StringIO):
         def isatty(self):
@@ -131,7 +132,7 @@ def test_progress_line_has_rate_and_eta_hand_computed():
     bar = Progress(100, "emb", Tty())
     bar.start = 1024.0
     bar.done = 25
-    assert bar.line(now=bar.start + 100) == "\remb [#######-----------------------] 25/100 0.2 chunks/s ETA 5m00s"
+    assert bar.line(now=bar.start + 100) == "emb [######..................] 25/100 0.2 chunks/s ETA 5:00"
 
 
 def _jsonl(tmp_path, n_docs=3, n_sentences=30):
@@ -202,3 +203,12 @@ def test_cli_pools_several_sources_into_one_store(tmp_path, capsys):
     assert corpus["parts"][0]["file_sha256"] != corpus["parts"][1]["file_sha256"]
     assert cli.main(["data", "info", str(out)]) == 0
     assert f"corpus     jsonl: {a}, {b}\n" in capsys.readouterr().out
+
+
+def test_one_duration_format_and_one_bar():
+    from lvm_core.progress import format_duration, progress_bar
+
+    assert [format_duration(s) for s in (0, 59.4, 65, 3599.6, 3725)] == ["0:00", "0:59", "1:05", "1:00:00", "1:02:05"]
+    assert [format_duration(s) for s in (None, float("nan"), float("inf"), -1)] == ["-"] * 4
+    assert progress_bar(0.25, 8) == "[##......]"
+    assert progress_bar(0.0, 4) == "[....]" and progress_bar(1.5, 4) == "[####]" and progress_bar(float("nan"), 4) == "[....]"

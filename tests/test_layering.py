@@ -33,3 +33,59 @@ def test_importing_the_core_loads_no_textual():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+# ---- plugins: the public API only (issue 10) ----------------------------------------------------
+
+def _plugin_sources() -> list[Path]:
+    """The built-in plugins and the example third-party plugins (their tests may reach further)."""
+    return [*sorted((ROOT / "plugins").glob("*.py")), *sorted((ROOT / "examples").glob("*/src/**/*.py"))]
+
+
+def _project_imports(path: Path) -> list[tuple[str, list[str]]]:
+    """(module, names) of every import of lvm_core or workbench in `path`, at any depth."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out += [(a.name, []) for a in node.names if a.name.split(".")[0] in ("lvm_core", "workbench")]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module \
+                and node.module.split(".")[0] in ("lvm_core", "workbench"):
+            out.append((node.module, [a.name for a in node.names]))
+    return out
+
+
+def test_plugins_import_only_the_public_plugin_api():
+    import workbench
+    import workbench.api
+
+    public = {"workbench.api": set(workbench.api.__all__), "workbench": set(workbench.__all__)}
+    bad = []
+    for path in _plugin_sources():
+        for module, names in _project_imports(path):
+            allowed = public.get(module)
+            if allowed is None:
+                bad.append(f"{path.relative_to(ROOT)}: imports {module} (use workbench.api)")
+            else:
+                bad += [f"{path.relative_to(ROOT)}: {module}.{n} is not in its __all__" for n in names if n not in allowed]
+    assert bad == []
+
+
+def test_the_plugin_api_names_exist_and_the_rule_sees_a_back_door(tmp_path):
+    import workbench.api
+
+    assert all(hasattr(workbench.api, n) for n in workbench.api.__all__)
+    assert len(set(workbench.api.__all__)) == len(workbench.api.__all__)
+    back_door = tmp_path / "p.py"
+    back_door.write_text("from lvm_core.evaluation import SplitSamples\ndef f():\n    import workbench.session\n")
+    assert _project_imports(back_door) == [("lvm_core.evaluation", ["SplitSamples"]), ("workbench.session", [])]
+
+
+def test_plugins_touch_no_private_attribute_of_the_core():
+    """A built-in gate once filled SplitSamples._cache; `obj._name` outside `self` is a back door."""
+    bad = []
+    for path in _plugin_sources():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__") \
+                    and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+                bad.append(f"{path.relative_to(ROOT)}:{node.lineno}: .{node.attr}")
+    assert bad == []

@@ -19,6 +19,7 @@ from typing import Iterator, TextIO
 from lvm_core import distributed
 from lvm_core.errors import InputError
 from lvm_core.gate_report import console_table
+from lvm_core.progress import StatusLine, format_duration, progress_bar
 from lvm_core.events import Alert, CheckpointSaved, EvalDone, Event, GatesDone, RunEnded, RunStarted, StepLogged
 from lvm_core.rundir import format_table, metrics_table
 from lvm_core.train import RunResult, train
@@ -27,16 +28,6 @@ from . import exit_codes
 from .plugin_host import load_plugins, warn_problems
 from .seed_group import member_dirs, new_group, parse_seeds, seed_plan, write_group
 from .session import Plan, load_plan, load_run_plan, plan_to_dict, prepare_run
-
-BAR_WIDTH = 24
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
 
 def _beats(m: dict, split: str) -> str:
     """'beats baselines: yes' or 'no (ridge +0.004 [-0.002, +0.010])': the weakest lower bound."""
@@ -53,19 +44,14 @@ class ConsoleSink:
     """Prints trainer events for a person: a redrawn bar on a terminal, plain lines in a log."""
 
     def __init__(self, stream: TextIO | None = None, tty: bool | None = None) -> None:
-        self.out = stream or sys.stderr
-        self.tty = self.out.isatty() if tty is None else tty
+        self.status = StatusLine(stream or sys.stderr, tty)
+        self.out, self.tty = self.status.out, self.status.tty
         self.t0 = time.time()
         self.first_step: int | None = None
         self.epochs = 0
-        self.bar_open = False
 
     def _line(self, text: str) -> None:
-        if self.bar_open:
-            self.out.write("\n")
-            self.bar_open = False
-        self.out.write(text + "\n")
-        self.out.flush()
+        self.status.line(text)
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -81,14 +67,8 @@ class ConsoleSink:
             loss = event.metrics.get("loss", float("nan"))
             frac = event.step / max(event.total_steps, 1)
             text = (f"epoch {event.epoch}/{self.epochs} step {event.step}/{event.total_steps} loss {loss:.4f} "
-                    f"{event.samples_per_s:,.0f} samples/s ETA {_duration(eta)}")
-            if self.tty:
-                filled = int(round(frac * BAR_WIDTH))
-                self.out.write(f"\r[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {frac:4.0%} {text}\x1b[K")
-                self.out.flush()
-                self.bar_open = True
-            else:
-                self._line(text)
+                    f"{event.samples_per_s:,.0f} samples/s ETA {format_duration(eta)}")
+            self.status.redraw(f"{progress_bar(frac)} {frac:4.0%} {text}" if self.tty else text)
         elif isinstance(event, EvalDone):
             m = event.metrics
             parts = [f"epoch {event.epoch} eval:"]
@@ -107,7 +87,7 @@ class ConsoleSink:
             self._line(f"{'error' if event.level == 'error' else event.level}: [{event.code}] {event.message}")
         elif isinstance(event, RunEnded):
             self._line(f"run {event.status} at epoch {event.epoch}, step {event.step} "
-                       f"({_duration(event.t - self.t0)})")
+                       f"({format_duration(event.t - self.t0)})")
 
 
 @contextmanager

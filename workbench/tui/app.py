@@ -10,7 +10,6 @@ the GIL. Stop sends SIGINT (the trainer saves `last` and ends "stopped").
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -24,6 +23,7 @@ from textual.widgets import Button, Footer, Header, TabbedContent, TabPane
 
 from lvm_core.atomic import write_text
 from lvm_core.errors import InputError, InputErrors
+from lvm_core.rundir import free_run_dir
 
 from ..plugin_host import PluginHost, load_plugins
 from .child_run import ChildRun, Command, exit_reason, headless_command
@@ -312,13 +312,7 @@ class WorkbenchApp(App[int]):
         self.start_run(plan, base, run_dir=self.new_run_dir(plan.get("name") or "run"), resume=None)
 
     def new_run_dir(self, name: str) -> Path:
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-        path = self.runs_dir / f"{name}-{stamp}"
-        n = 1
-        while path.exists():
-            n += 1
-            path = self.runs_dir / f"{name}-{stamp}-{n}"
-        return path
+        return free_run_dir(self.runs_dir, name)  # the child process creates it (claim_run_dir)
 
     def start_run(self, plan: dict[str, Any] | None, plan_dir: Path, *, run_dir: Path | None,
                   resume: Path | None) -> bool:

@@ -9,7 +9,6 @@ four times a second, from per-kind lists kept as records arrive, thinned to MAX_
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -19,6 +18,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Label, ProgressBar, RichLog, Sparkline, Static
 from textual_plot import PlotWidget
+
+from lvm_core.progress import format_duration as format_eta  # one duration format (headless, build)
 
 from .charts import padded_limits
 from .rundirs import curves
@@ -30,13 +31,6 @@ REDRAW_S = 0.5
 #: most points drawn per curve; longer curves are thinned evenly (the last point always kept)
 MAX_POINTS = 600
 EPOCH_COLUMNS = ("epoch", "step", "loss", "val cos", "margin_vs_last", "copy-last cos", "ctx-mean cos", "R@1_no_context")
-
-
-def format_eta(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return "-"
-    s = int(round(seconds))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
 def thin(values: list[float], most: int) -> list[float]:

@@ -7,8 +7,8 @@
   (a corpus where most are makes copy-last look strong).
 - model ``mean_residual``: the context mean plus a small learned residual of the last chunk.
 
-Everything it needs from lvm-workbench is public: Param and hookimpl from `workbench`, and the
-Check/Verdict/split_kind vocabulary of `lvm_core.evaluation`.
+Everything it needs from lvm-workbench is public, from `workbench.api`: Param and hookimpl, and
+the Check/Verdict/split_kind vocabulary of the gate protocol.
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lvm_core.evaluation import Check, SplitPredictions, Verdict, split_kind
-from lvm_core.windows import make_windows
-from workbench import Param, hookimpl
+from workbench.api import Check, Param, SplitPredictions, Verdict, hookimpl, make_windows, split_kind
 
 NAN = float("nan")
 TIE = 1e-6  # predictions are re-normalised in float32: equal vectors differ by ~1e-7
