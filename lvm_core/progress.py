@@ -1,6 +1,6 @@
 """Progress for people at a console: one duration format, one bar, one redrawn status line.
 
-The store builder (chunks embedded) and the headless trainer (steps trained) both show a bar
+The store builder (chunks embedded), the store's NaN/Inf scan and the headless trainer (steps trained) show a bar
 with rate and ETA on a terminal and plain lines in a log; the TUI shows the same durations.
 Everything here is plain text on a stream (no rich, no Textual: lvm_core stays UI-free).
 """
