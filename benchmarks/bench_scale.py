@@ -144,7 +144,7 @@ def baseline_fit(train_w: Windows, dense: bool) -> tuple[float, float, int, floa
     CPU time of this process, which a shared machine's load does not inflate), peak RSS, alpha."""
     from lvm_core.baselines import RidgeBaseline, select_ridge_alpha
     from lvm_core.fitted_baselines import fit_rows
-    from lvm_core.train import fit_eval_baselines
+    from lvm_core.validation import fit_eval_baselines
 
     gc.collect()
     reset_peak()

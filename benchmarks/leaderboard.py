@@ -170,7 +170,7 @@ class Scorer:
         from lvm_core import baselines as base
         from lvm_core.paired_eval import per_sample_cos
         from lvm_core.store import l2_normalize
-        from lvm_core.train import fit_eval_baselines
+        from lvm_core.validation import fit_eval_baselines
         from lvm_core.windows import make_windows
 
         key = (parts.sha256(), seed, context_len)
@@ -198,7 +198,7 @@ class Scorer:
 
         from lvm_core.checkpoint import load_model
         from lvm_core.paired_eval import per_sample_cos
-        from lvm_core.train import predict
+        from lvm_core.validation import predict
         from lvm_core.windows import Split
 
         info = json.loads((run_dir / "run.json").read_text())

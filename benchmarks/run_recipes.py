@@ -70,7 +70,7 @@ def far_ood_metrics(run_dir: Path, store_dir: Path, max_samples: int, seed: int)
     from lvm_core.checkpoint import load_model
     from lvm_core.evaluation import spread_sample
     from lvm_core.store import ArticleStore
-    from lvm_core.train import predict, split_metrics
+    from lvm_core.validation import predict, split_metrics
     from lvm_core.windows import make_windows
     from workbench.plugin_host import load_plugins
 

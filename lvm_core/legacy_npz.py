@@ -8,6 +8,8 @@
 - Export: a store's windows to the VAL/OOD `_compat` layout (`contexts`, `targets`,
   `article_ids`, `target_indices` = chunk index of the target), and a whole store as an
   article NPZ, so old tools can read our data.
+- Checks: `validate_legacy_articles` and `validate_sequences` (with the shared report and
+  check helpers of lvm_core/validate.py, which never imports this module).
 
 Files are always opened with allow_pickle=False. An object array (the original `metadata`
 dicts, `context_texts`) is refused with a message naming the key; only an explicit
@@ -30,7 +32,8 @@ import numpy as np
 from .atomic import atomic_path
 from .errors import InputError
 from .store import ArticleStore, l2_normalize, write_store
-from .validate import validate_legacy_articles, validate_sequences
+from .validate import (ValidationReport, check_article_chunks, check_finite_and_nonzero, check_index_array,
+                       check_vector_array, first_few)
 from .windows import Windows
 
 Warn = Callable[[str], None]
@@ -461,3 +464,94 @@ def _savez_atomic(out: str | Path, arrays: dict[str, np.ndarray]) -> Path:
         with tmp.open("wb") as fh:  # a file object, so numpy does not append ".npz" to the name
             np.savez(fh, **arrays)
     return out
+
+
+# ---- the checks of the original formats (lvm-workbench data validate, import) -------------------
+
+def validate_legacy_articles(arts: LegacyArticles) -> ValidationReport:
+    """Checks on an article NPZ as read (before it becomes a store)."""
+    report = ValidationReport(arts.source, "articles-npz")
+    k = arts.keys
+    v = arts.vectors
+    if not check_vector_array(report, f"key {k['vectors']!r}", v, rank=2, shape="(N, D)"):
+        return report
+    n, d = v.shape
+    report.stats.update(n_chunks=n, dim=d)
+    ids_ok = check_index_array(report, f"key {k['article_ids']!r}", arts.article_ids, n)
+    chunks_ok = arts.chunk_indices is None or check_index_array(report, f"key {k['chunk_indices']!r}", arts.chunk_indices, n)
+    check_finite_and_nonzero(report, f"key {k['vectors']!r}", v)
+    if ids_ok:
+        n_articles = len(np.unique(arts.article_ids))
+        report.stats["n_articles"] = n_articles
+        if chunks_ok and arts.chunk_indices is not None:
+            check_article_chunks(report, f"key {k['chunk_indices']!r}", arts.article_ids, arts.chunk_indices)
+        if arts.titles is not None and len(arts.titles) not in (n, n_articles):
+            report.error(f"key {k['titles']!r}", f"expected {n} (one per row) or {n_articles} (one per article) titles, got {len(arts.titles)}")
+    if arts.texts is not None and len(arts.texts) != n:
+        report.error(f"key {k['texts']!r}", f"expected {n} texts (one per row), got {len(arts.texts)}")
+    if arts.cpe_ids is not None and len(arts.cpe_ids) != n:
+        report.error(f"key {k['cpe_ids']!r}", f"expected {n} ids (one per row), got {len(arts.cpe_ids)}")
+    return report
+
+
+def validate_sequences(seqs: SequenceSet, store: ArticleStore | None = None, *, min_cos: float = 0.999) -> ValidationReport:
+    """Checks on a sequences NPZ; with a store, also that each target is the row it claims to be.
+
+    A sequence's metadata (article id, target chunk index) must point at a store row equal to its
+    target (cosine > `min_cos`): the original P6 data held a target that was not the chunk its
+    context led to ("two different targets"). Contexts that are not the L rows before the target
+    (windows across article boundaries, as the original VAL/OOD files have) are a warning.
+    """
+    report = ValidationReport(seqs.source, "sequences-npz")
+    k = seqs.keys
+    ctx_ok = check_vector_array(report, f"key {k['contexts']!r}", seqs.contexts, rank=3, shape="(N, L, D)")
+    tgt_ok = check_vector_array(report, f"key {k['targets']!r}", seqs.targets, rank=2, shape="(N, D)")
+    if not (ctx_ok and tgt_ok):
+        return report
+    n, length, d = seqs.contexts.shape
+    if seqs.targets.shape[0] != n:
+        report.error(f"key {k['targets']!r}", f"expected {n} targets (one per context), got {seqs.targets.shape[0]}")
+    if seqs.targets.shape[1] != d:
+        report.error(f"key {k['targets']!r}", f"dimension {seqs.targets.shape[1]} differs from the contexts' dimension {d}")
+    if report.errors:
+        return report
+    report.stats.update(n_sequences=n, context_len=length, dim=d)
+    check_finite_and_nonzero(report, f"key {k['contexts']!r}", seqs.contexts)
+    check_finite_and_nonzero(report, f"key {k['targets']!r}", seqs.targets)
+    ids_ok = seqs.article_ids is not None and check_index_array(report, f"key {k['article_ids']!r}", seqs.article_ids, n)
+    tix_ok = seqs.target_indices is not None and check_index_array(report, f"key {k['target_indices']!r}", seqs.target_indices, n)
+    if tix_ok and np.any(seqs.target_indices < 0):
+        bad = np.flatnonzero(seqs.target_indices < 0)
+        report.error(f"key {k['target_indices']!r}", f"{len(bad)} negative target indices (first: {first_few(bad)})")
+        tix_ok = False
+    if store is None or report.errors:
+        return report
+    _check_against_store(report, seqs, store, ids_ok and tix_ok, min_cos)
+    return report
+
+
+def _check_against_store(report: ValidationReport, seqs: SequenceSet, store: ArticleStore, have_ids: bool, min_cos: float) -> None:
+    if store.dim != seqs.dim:
+        report.error(f"key {seqs.keys['targets']!r}", f"dimension mismatch: sequences have D={seqs.dim} "
+                                                      f"but store {store.path} has D={store.dim}")
+        return
+    if not have_ids:
+        report.warning("", "no article_ids/target_indices (or metadata): targets cannot be checked against the store")
+        return
+    m = windows_for_sequences(store, seqs, min_cos=min_cos)
+    report.stats.update(store=str(store.path), sequences_matched=int(m.usable.sum()))
+    where = f"keys {seqs.keys['article_ids']!r}/{seqs.keys['target_indices']!r}"
+    if m.n_missing:
+        idx = np.flatnonzero(m.target_rows < 0)
+        report.error(where, f"{m.n_missing} sequences point at an (article, chunk) that is not in store {store.path} "
+                            f"(first: {first_few(idx)})")
+    if m.n_target_differs:
+        idx = np.flatnonzero((m.target_rows >= 0) & ~m.target_ok)
+        report.error(f"key {seqs.keys['targets']!r}",
+                     f"{m.n_target_differs} of {seqs.n} targets differ from the store row their metadata points to "
+                     f"(cosine <= {min_cos}; first: {first_few(idx)}): the target is not the chunk the ids name")
+    if m.n_context_differs:
+        idx = np.flatnonzero(m.target_ok & ~m.context_ok)
+        report.warning(f"key {seqs.keys['contexts']!r}",
+                       f"{m.n_context_differs} of {seqs.n} contexts are not the {seqs.context_len} store rows before "
+                       f"their target (first: {first_few(idx)}); e.g. windows across article boundaries")

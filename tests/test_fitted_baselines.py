@@ -12,7 +12,8 @@ from lvm_core.bootstrap import paired_intervals
 from lvm_core.fitted_baselines import FrameWeights, fit_baselines, frame_weights_fit
 from lvm_core.paired_eval import PairedEval, gain_metrics, load_samples
 from lvm_core.store import l2_normalize
-from lvm_core.train import EvalSet, baseline_predictions
+from lvm_core.train import EvalSet
+from lvm_core.validation import baseline_predictions
 from lvm_core.windows import make_windows
 
 

@@ -13,7 +13,7 @@ from lvm_core.metric_names import current_name, current_threshold, upgrade_metri
 from lvm_core.metrics import cosine_rows, unit_predictions, within_article_ranks_both
 from lvm_core.models import ARCHITECTURES
 from lvm_core.store import ArticleStore
-from lvm_core.train import predict, split_metrics
+from lvm_core.validation import predict, split_metrics
 from lvm_core.windows import Windows, make_windows
 from tests.conftest import DEMO_STORE
 from workbench.plugin_host import load_plugins

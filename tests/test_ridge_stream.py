@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lvm_core import ridge_stream
-from lvm_core import train as train_mod
+from lvm_core import validation as train_validation
 from lvm_core.baselines import RidgeBaseline, select_ridge_alpha
 from lvm_core.errors import InputError
 from lvm_core.fitted_baselines import MAX_FIT_WINDOWS, fit_baselines_streamed, frame_weights_streamed
@@ -124,7 +124,7 @@ def test_the_run_fit_reads_chunks_and_never_holds_the_design_matrix(tmp_path, mo
     monkeypatch.setattr(Windows, "batch", counting_batch)
     tracemalloc.start()
     try:
-        fitted = train_mod.fit_eval_baselines(w, seed=3)
+        fitted = train_validation.fit_eval_baselines(w, seed=3)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lvm_core import train as train_mod
+from lvm_core import validation as train_validation
 from lvm_core.fitted_baselines import MAX_FIT_WINDOWS, fit_baselines
 from lvm_core.ridge_stream import CHUNK_WINDOWS
 from lvm_core.store import write_store
@@ -28,7 +28,7 @@ def test_baseline_fit_gathers_only_its_seeded_subset_and_fits_the_same(tmp_path,
         return out
 
     monkeypatch.setattr(Windows, "batch", counting_batch)
-    fitted = train_mod.fit_eval_baselines(w, seed=3)
+    fitted = train_validation.fit_eval_baselines(w, seed=3)
     assert 0 < max(gathered) <= CHUNK_WINDOWS  # chunks of the seeded subset, never len(w) at once
     monkeypatch.setattr(Windows, "batch", real_batch)
     ctx, tgt = w.batch()

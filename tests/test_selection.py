@@ -9,7 +9,8 @@ import numpy as np
 from lvm_core import baselines
 from lvm_core.metrics import prediction_metrics
 from lvm_core.store import ArticleStore, l2_normalize
-from lvm_core.train import TrainConfig, has_nonfinite
+from lvm_core.train import TrainConfig
+from lvm_core.validation import has_nonfinite
 from lvm_core.windows import make_windows
 from tests.conftest import DEMO_STORE
 

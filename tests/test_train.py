@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from lvm_core.checkpoint import load_weights, read_checkpoint_meta
-from lvm_core.train import BatchSource, LossTerm, baseline_metrics, epoch_order, evaluate, train
+from lvm_core.train import BatchSource, LossTerm, epoch_order, train
+from lvm_core.validation import baseline_metrics, evaluate
 from lvm_core.windows import make_windows
 from tests._train_helpers import (ConstantModel, LastLinear, mse_strategy, quarter_turn_store, scripted_loss,
                                   setup_for)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from lvm_core.errors import InputError
-from lvm_core.legacy_npz import LegacyArticles, SequenceSet
+from lvm_core.legacy_npz import LegacyArticles, SequenceSet, validate_legacy_articles, validate_sequences
 from lvm_core.store import write_store
-from lvm_core.validate import validate_legacy_articles, validate_sequences, validate_store
+from lvm_core.validate import validate_store
 from lvm_core.windows import make_windows
 from workbench.cli import main
 
