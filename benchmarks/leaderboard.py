@@ -290,6 +290,34 @@ def settings_line(by_recipe: dict[str, list[dict]]) -> str:
             f"{counts('gates', lambda g: '5CAT battery after training' if g else 'no 5CAT battery')}.")
 
 
+def beats(g: dict) -> str:
+    """The verdict on one gain: beyond noise above, below, or within noise."""
+    if not math.isfinite(g["lo"]):
+        return "n/a"
+    if g["within_noise"]:
+        return "no: within noise"
+    return "**yes**, beyond noise" if g["lo"] > 0 else "no: below, beyond noise"
+
+
+def answer_table(board: dict) -> str:
+    """Per corpus and split: ridge, the trained model with the best mean cos, its gain over
+    ridge with the pooled interval, and the verdict: the issue's question in one table."""
+    lines = ["| corpus | split | ridge cos | best trained model (cos) | its gain over ridge | beats ridge? | "
+             "any trained model beats ridge? |", "|---|---|---|---|---|---|---|"]
+    for corpus, by_recipe in board.items():
+        for split in SPLITS:
+            rows = {r: s[split] for r, s in by_recipe.items() if not r.startswith("_") and split in s}
+            if not rows:
+                continue
+            best, res = max(rows.items(), key=lambda kv: kv[1]["cos"]["model"]["mean"])
+            winners = sorted(r for r, v in rows.items() if beats(v["gain"]["ridge"]).startswith("**yes"))
+            g = res["gain"]["ridge"]
+            label = split.replace("_", "-").upper() if split != "val" else "VAL"
+            lines.append(f"| {corpus} | {label} | {_pm(res['cos']['ridge'])} | `{best}` ({_pm(res['cos']['model'])}) | "
+                         f"{_iv(g)} | {beats(g)} | {', '.join(f'`{w}`' for w in winners) or 'none'} |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(board: dict) -> str:
     lines = []
     for corpus, by_recipe in board.items():
@@ -365,7 +393,8 @@ def main() -> int:
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "leaderboard.json").write_text(json.dumps({"board": board, "incomplete": notes}, indent=1))
-    text = markdown(board)
+    text = "**Does any trained model beat ridge?** (best trained model per split; gain pooled over the seeds)\n\n" + \
+        answer_table(board) + "\n" + markdown(board)
     if notes:
         text += "\n**Incomplete** (not in the tables above, or with fewer seeds):\n\n" + "".join(
             f"- {corpus}: {'; '.join(n)}\n" for corpus, n in notes.items())

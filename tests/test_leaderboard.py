@@ -90,3 +90,22 @@ def test_max_epochs_option_parses_or_refuses_in_one_line(capsys):
             lb.parse_max_epochs(bad)
         err = capsys.readouterr().err
         assert exc.value.code == 2 and err.count("\n") == 1 and "CORPUS=N" in err and bad in err
+
+
+def test_answer_table_names_the_best_model_and_every_model_beating_ridge():
+    """Oracle: on VAL `a` (+0.1 everywhere) beats ridge beyond noise and is best; `b` ties ridge
+    (a copy: interval [0, 0], not beyond noise); on a split where the seeds disagree nothing does."""
+    lb = _board()
+    disagree = [_seed(0.05, 0.5, [1, 2, 3]), _seed(-0.05, 0.5, [4, 5, 6])]
+    board = {"demo": {"_baselines": {}, "_runs": {},
+                      "a": lb.summarise([_seed(0.1, 0.5, [1, 2]), _seed(0.1, 0.6, [3, 4])]),
+                      "b": lb.summarise([_seed(0.0, 0.5, [1, 2]), _seed(0.0, 0.6, [3, 4])])},
+             "gitdoc": {"_baselines": {}, "c": lb.summarise(disagree)}}
+    rows = lb.answer_table(board).splitlines()
+    assert len(rows) == 4  # header, rule, one row per corpus with a VAL split
+    demo, gitdoc = rows[2], rows[3]
+    assert demo.startswith("| demo | VAL | 0.550 ± 0.071 | `a` (0.650 ± 0.071) | +0.100 [+0.100, +0.100] **+**")
+    assert "| **yes**, beyond noise | `a` |" in demo and "`b`" not in demo
+    assert gitdoc.endswith("| no: within noise | none |")
+    assert lb.beats({"lo": float("nan"), "within_noise": True}) == "n/a"
+    assert lb.beats({"lo": -0.2, "hi": -0.1, "within_noise": False}) == "no: below, beyond noise"
