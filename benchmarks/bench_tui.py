@@ -131,7 +131,8 @@ async def in_tui(p: dict, tmp: Path, host: Any, presses: int, nice: int, thread:
 def _start_thread_trainer(app: Any, p: dict, tmp: Path, host: Any, done: threading.Event) -> None:
     """The old design, for comparison: train() in a thread, events drained 5 times a second."""
     from lvm_core.train import train
-    from workbench import session
+    from workbench.plan import plan_from_dict
+    from workbench.run_prep import prepare_run
 
     buffered: list[dict] = []
     lock = threading.Lock()
@@ -148,7 +149,7 @@ def _start_thread_trainer(app: Any, p: dict, tmp: Path, host: Any, done: threadi
 
     app.train_pane.reset("thread")
     app.set_interval(0.2, drain)
-    setup = session.prepare_run(session.plan_from_dict(p, tmp), host, run_dir=tmp / "runs" / "tui-thread")
+    setup = prepare_run(plan_from_dict(p, tmp), host, run_dir=tmp / "runs" / "tui-thread")
     threading.Thread(target=lambda: (train(setup, [sink], threading.Event()), drain(), done.set()), daemon=True).start()
 
 

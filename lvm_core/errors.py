@@ -35,6 +35,20 @@ class InputErrors(InputError):
         return [e.line() for e in self.errors]
 
 
+def problems(exc: InputError) -> list[InputError]:
+    """Every problem an InputError carries: its list for InputErrors, else itself. A validator
+    that gathers problems from a part checked elsewhere writes one `except InputError`."""
+    return list(exc.errors) if isinstance(exc, InputErrors) else [exc]
+
+
+def raise_all(source: str, errors: list[InputError]) -> None:
+    """Raise the problems found, if any: one as itself, several as InputErrors."""
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise InputErrors(source, errors)
+
+
 class PluginFault(Exception):
     """A call into a plugin failed: it raised, or returned a wrong type, shape or dtype. The
     message is one line naming the plugin, its distribution and version, the term and the step;

@@ -7,10 +7,13 @@ editors from them, and `lvm-workbench plugins` prints them.
 
 from __future__ import annotations
 
+import difflib
+import math
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from .errors import InputError, InputErrors
+from .errors import InputError, raise_all
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,),
@@ -18,12 +21,32 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "str": (str,),
     "bool": (bool,),
     "list": (list, tuple),
+    "table": (dict,),
 }
+
+#: how a problem names a type: "expected an integer, got a string 'ten'"
+TYPE_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
+              "list": "an array", "table": "a table"}
+_VALUE_WORDS = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
+                tuple: "an array", dict: "a table"}
+
+
+def value_kind(v: Any) -> str:
+    """How a problem names a given value: "a string 'ten'", "a number 1e+20", "a table"."""
+    word = _VALUE_WORDS.get(type(v), type(v).__name__)
+    return word if isinstance(v, (dict, list, tuple)) else f"{word} {v!r}"
 
 
 @dataclass(frozen=True)
 class Param:
-    """One parameter: name, type ("int", "float", "str", "bool", "list"), default, help."""
+    """One declared key: name, type ("int", "float", "str", "bool", "list", "table"), default, help.
+
+    The same declaration serves a plugin's parameters and every key of the plan schema
+    (workbench/plan/schema.py), so one `check` gives every key the same rules: types (booleans are
+    never numbers, ints are accepted as floats), finiteness (NaN never; inf only with
+    `finite=False`), inclusive `min`/`max`, exclusive `gt`/`lt`, `choices` and a regex `pattern`.
+    A default of None makes the key optional: None is then a valid value ("not set").
+    """
 
     name: str
     type: str
@@ -32,23 +55,58 @@ class Param:
     choices: tuple[Any, ...] | None = None
     min: float | None = None
     max: float | None = None
+    gt: float | None = None
+    lt: float | None = None
+    unit: str = ""
+    pattern: str | None = None
+    finite: bool = True
 
     def check(self, value: Any, where: str, source: str) -> Any:
         """Return `value` coerced to this parameter's type, or raise InputError."""
+        if value is None and self.default is None:
+            return None
         ok_types = _TYPES[self.type]
         if isinstance(value, bool) and self.type in ("int", "float"):
-            raise InputError(source, f"expected {self.type}, got a boolean", where)
+            raise InputError(source, f"expected {TYPE_WORDS[self.type]}, got a boolean", where)
         if not isinstance(value, ok_types):
-            raise InputError(source, f"expected {self.type}, got {type(value).__name__} {value!r}", where)
+            raise InputError(source, f"expected {TYPE_WORDS[self.type]}, got {value_kind(value)}", where)
         if self.type == "float":
             value = float(value)
+            if math.isnan(value) or (self.finite and math.isinf(value)):
+                raise InputError(source, f"expected a finite number, got {value!r}", where)
         if self.choices is not None and value not in self.choices:
             raise InputError(source, f"expected one of {list(self.choices)}, got {value!r}", where)
-        if self.min is not None and value < self.min:
-            raise InputError(source, f"expected >= {self.min}, got {value!r}", where)
-        if self.max is not None and value > self.max:
-            raise InputError(source, f"expected <= {self.max}, got {value!r}", where)
+        if self.pattern is not None and re.fullmatch(self.pattern, value) is None:
+            raise InputError(source, f"expected {self.help or self.pattern}, got {value!r}", where)
+        for bound, ok, op in ((self.min, lambda b: value >= b, ">="), (self.max, lambda b: value <= b, "<="),
+                              (self.gt, lambda b: value > b, ">"), (self.lt, lambda b: value < b, "<")):
+            if bound is not None and not ok(bound):
+                raise InputError(source, f"expected {op} {bound}, got {value!r}", where)
         return value
+
+    def range_text(self) -> str:
+        """The bounds as one phrase: ">= 1", "0 < x < 1", "0 <= x <= 4294967295"; "" if none."""
+        low = f"{self.min} <=" if self.min is not None else f"{self.gt} <" if self.gt is not None else ""
+        high = f"<= {self.max}" if self.max is not None else f"< {self.lt}" if self.lt is not None else ""
+        if low and high:
+            return f"{low} {self.name} {high}"
+        if low:
+            return f"{'>=' if self.min is not None else '>'} {self.min if self.min is not None else self.gt}"
+        if high:
+            return high
+        return ""
+
+
+def unknown_keys(obj: Mapping[str, Any], known: Sequence[str], *, path: str, source: str) -> list[InputError]:
+    """One problem per key of `obj` not in `known`, with a "did you mean" when one is close."""
+    out = []
+    for key in obj:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), list(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            out.append(InputError(source, f"unknown key (known: {', '.join(known)}){hint}",
+                                  f"{path}.{key}" if path else str(key)))
+    return out
 
 
 def resolve_params(
@@ -80,10 +138,7 @@ class TableCheck:
         if not isinstance(obj, Mapping):
             raise InputError(source, f"expected a table ([[{table}]])", path)
         self.path, self.source = path, source
-        self.errors: list[InputError] = []
-        for key in obj:
-            if key not in known_keys:
-                self.bad(key, f"unknown key (known: {', '.join(known_keys)})")
+        self.errors: list[InputError] = unknown_keys(obj, known_keys, path=path, source=source)
 
     def bad(self, key: str, message: str) -> None:
         self.errors.append(InputError(self.source, message, f"{self.path}.{key}" if key else self.path))
@@ -102,5 +157,4 @@ class TableCheck:
         return out["from_epoch"], out["until_epoch"]
 
     def raise_any(self) -> None:
-        if self.errors:
-            raise self.errors[0] if len(self.errors) == 1 else InputErrors(self.source, self.errors)
+        raise_all(self.source, self.errors)

@@ -13,7 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .errors import InputError, InputErrors
+from .errors import InputError, raise_all
+from .params import Param
 
 # ---- loss-weight schedules -------------------------------------------------------------------
 
@@ -23,6 +24,32 @@ WEIGHT_SCHEDULE_KEYS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "step": (("epoch", "before", "after"), {}),
     "linear": (("start_epoch", "end_epoch", "start", "end"), {}),
 }
+
+
+#: the largest epoch a plan may name, and the largest weight a loss term may get (see the plan schema)
+MAX_EPOCHS = 100_000
+MAX_WEIGHT = 1e6
+
+
+def _epoch(name: str, help: str) -> Param:
+    return Param(name, "int", 1, help, min=1, max=MAX_EPOCHS, unit="epoch")
+
+
+def _weight(name: str, help: str) -> Param:
+    return Param(name, "float", 0.0, help, min=0.0, max=MAX_WEIGHT)
+
+
+#: every number a schedule table may hold, checked like any declared key (a weight is >= 0 and finite)
+SCHEDULE_PARAMS: dict[str, Param] = {p.name: p for p in (
+    _weight("value", "constant: the weight (default: the term's own weight)"),
+    _epoch("epoch", "step: the first epoch (1-based) with `after`"),
+    _weight("before", "step: the weight before `epoch`"),
+    _weight("after", "step: the weight from `epoch` on"),
+    _epoch("start_epoch", "linear: the last epoch at `start`"),
+    _epoch("end_epoch", "linear: the first epoch at `end`"),
+    _weight("start", "linear: the weight up to `start_epoch`"),
+    _weight("end", "linear: the weight from `end_epoch` on"),
+)}
 
 
 @dataclass(frozen=True)
@@ -91,19 +118,13 @@ def weight_schedule_from_dict(obj: Mapping[str, Any], *, source: str = "plan", w
     for key in (*required, *optional):
         if key not in obj or obj[key] is None:
             continue
-        v = obj[key]
-        is_epoch = key.endswith("epoch")
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or (is_epoch and not isinstance(v, int)):
-            errors.append(InputError(source, f"expected {'an integer epoch' if is_epoch else 'a number'}, got {v!r}", f"{where}.{key}"))
-            continue
-        if is_epoch and v < 1:
-            errors.append(InputError(source, f"expected an epoch >= 1 (epochs count from 1), got {v}", f"{where}.{key}"))
-            continue
-        values[key] = int(v) if is_epoch else float(v)
+        try:
+            values[key] = SCHEDULE_PARAMS[key].check(obj[key], f"{where}.{key}", source)
+        except InputError as exc:
+            errors.append(exc)
     if kind == "linear" and not errors and values["end_epoch"] <= values["start_epoch"]:
         errors.append(InputError(source, f"expected end_epoch > start_epoch, got {values['start_epoch']} and {values['end_epoch']}", f"{where}.end_epoch"))
-    if errors:
-        raise InputErrors(source, errors) if len(errors) > 1 else errors[0]
+    raise_all(source, errors)
     return WeightSchedule(**values)
 
 

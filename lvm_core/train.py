@@ -1,6 +1,6 @@
 """The trainer: one loop that reads top to bottom (nanoGPT style), emitting events to sinks.
 
-    setup = workbench.session.prepare_run(plan, host)     # or build a TrainSetup by hand
+    setup = workbench.run_prep.prepare_run(plan, host)     # or build a TrainSetup by hand
     result = train(setup, sinks=[print], stop_event=threading.Event())
 
 Read it top to bottom: `train` -> `prepare` (model, optimizer, `TrainState`, baselines) ->
@@ -157,7 +157,7 @@ GateRunner = Callable[[nn.Module, int, int], GateOutcome]  # (model, epoch, step
 
 @dataclass
 class TrainSetup:
-    """Everything `train` needs, resolved: built by workbench.session.prepare_run (or a test)."""
+    """Everything `train` needs, resolved: built by workbench.run_prep.prepare_run (or a test)."""
 
     name: str
     run: RunDir

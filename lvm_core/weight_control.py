@@ -26,14 +26,15 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .errors import InputError, InputErrors
+from .errors import InputError, raise_all
 from .params import Param, resolve_params
 
 #: What a plan's `control = { ... }` table may hold (checked like any plugin's parameters).
 CONTROL_PARAMS: tuple[Param, ...] = (
     Param("target_share", "float", None, "wanted share of the total loss, 0 < s < 1", min=0.0, max=1.0),
     Param("min", "float", 0.0, "lowest weight the controller may set", min=0.0),
-    Param("max", "float", math.inf, "highest weight the controller may set (the cap)", min=0.0),
+    Param("max", "float", math.inf, "highest weight the controller may set (the cap; inf = none)", min=0.0,
+          finite=False),
     Param("initial", "float", None, "weight before the first update (default: the term's plan weight)", min=0.0),
     Param("smoothing", "float", 0.9, "EMA factor for term and rest (0 = use each step's values)", min=0.0, max=0.999),
     Param("max_change", "float", 1.5, "largest factor the weight may grow or shrink by in one step", min=1.0),
@@ -132,10 +133,7 @@ def controller_from_spec(
         errors.append(InputError(source, f"min {values['min']} is above max {values['max']}", f"{where}.min"))
     if values["smoothing"] >= 1.0:
         errors.append(InputError(source, f"expected smoothing < 1, got {values['smoothing']}", f"{where}.smoothing"))
-    if len(errors) == 1:
-        raise errors[0]
-    if errors:
-        raise InputErrors(source, errors)
+    raise_all(source, errors)
     initial = values["initial"] if values["initial"] is not None else plan_weight
     return ShareController(values["target_share"], values["min"], values["max"], initial,
                            values["smoothing"], values["max_change"])

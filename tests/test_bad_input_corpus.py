@@ -100,6 +100,10 @@ CASES: list[tuple[str, str, object, str, int]] = [
     ("plan", "device not a device", lambda d: ["--run", plan_with(d, 'device = "cpu"', 'device = "tpu"')], "tpu", 2),
     ("plan", "store path missing", lambda d: ["--run", plan(d, GOOD_PLAN.format(store=d / "gone"))], "no such store", 2),
     ("plan", "split fractions over 1", lambda d: ["--run", plan_with(d, "context_len = 3", "context_len = 3\n[data.split]\nfractions = { train = 0.9, val = 0.9 }")], "fractions", 2),
+    ("plan", "epochs 10**20 (hung)", lambda d: ["--run", plan_with(d, "epochs = 1", "epochs = 100000000000000000000")], "train.epochs: expected <= 100000", 2),
+    ("plan", "seed 10**20 (traceback)", lambda d: ["--run", plan_with(d, "seed = 0", "seed = 100000000000000000000")], "seed: expected <= 4294967295", 2),
+    ("plan", "lr = 1e400, i.e. inf (diverged)", lambda d: ["--run", plan_with(d, 'device = "cpu"', 'device = "cpu"\nlr = 1e400')], "train.lr: expected a finite number, got inf", 2),
+    ("plan", "negative loss weight (trained away)", lambda d: ["--run", plan_with(d, 'name = "mse"', 'name = "mse"\nweight = -1.0')], "loss[0].weight: expected >= 0.0, got -1.0", 2),
     ("plan", "--run-dir not empty", lambda d: ["--run", plan(d), "--run-dir", str((d / "x").mkdir() or (d / "x" / "f").write_text("") or d / "x")], "not empty", 2),
     ("plan", "--run-dir with --resume", lambda d: ["--resume", str(a_run(d)), "--run-dir", str(d / "y")], "--run-dir", 2),
     # ---- stores at the door of a run ------------------------------------------------------

@@ -21,7 +21,8 @@ from lvm_core.windows import make_windows
 from tests._train_helpers import LastLinear, mse_strategy, setup_for
 from tests.conftest import DEMO_STORE, make_tiny_store
 from workbench.plugin_host import load_plugins
-from workbench.session import plan_from_text, prepare_run
+from workbench.plan import plan_from_text
+from workbench.run_prep import prepare_run
 
 torch.set_num_threads(1)
 

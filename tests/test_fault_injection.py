@@ -18,7 +18,8 @@ from lvm_core.rundir import RunDir
 from lvm_core.train import train
 from tests.conftest import make_tiny_store
 from workbench.plugin_host import load_plugins
-from workbench.session import plan_from_text, prepare_run
+from workbench.plan import plan_from_text
+from workbench.run_prep import prepare_run
 
 torch.set_num_threads(1)
 

@@ -15,7 +15,7 @@ from tests.conftest import DEMO_STORE, OOD_STORE
 from tests.test_plan import GOOD
 from workbench.cli import main
 from workbench.plugin_host import load_plugins
-from workbench.session import plan_from_text
+from workbench.plan import plan_from_text
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from lvm_core.rundir import RunDir, claim_run_dir
 from lvm_core.runlock import RunBusy, RunLock
 from lvm_core.train import train
 from tests.test_resume import env, uninterrupted  # noqa: F401 - module fixtures shared with test_resume
-from workbench.session import prepare_run
+from workbench.run_prep import prepare_run
 
 
 def _same(weights, expected) -> bool:

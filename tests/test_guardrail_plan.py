@@ -8,7 +8,7 @@ import pytest
 from lvm_core.errors import InputError, InputErrors
 from lvm_core.tripwires import Condition, Lower, Tripwire
 from tests.conftest import make_tiny_store
-from workbench.session import plan_from_text, plan_to_toml
+from workbench.plan import plan_from_text, plan_to_toml
 
 BASE = """\
 name = "guarded"

@@ -10,7 +10,7 @@ from lvm_core.errors import InputError, InputErrors
 from lvm_core.schedules import WeightSchedule
 from tests.conftest import make_tiny_store
 from workbench.plugin_host import load_plugins
-from workbench.session import load_plan, plan_from_text, plan_to_toml, toml_key_lines
+from workbench.plan import load_plan, plan_from_text, plan_to_toml, toml_key_lines
 
 GOOD = """\
 name = "good"
@@ -216,7 +216,8 @@ def test_validation_sample_is_right_when_article_ids_descend(tmp_path):
     from lvm_core.store import ArticleStore
     from tests.conftest import make_tiny_store
     from workbench.plugin_host import load_plugins
-    from workbench.session import plan_from_text, prepare_run
+    from workbench.plan import plan_from_text
+    from workbench.run_prep import prepare_run
 
     store = make_tiny_store(tmp_path / "desc", lengths=(9,) * 40, ids=[7 * i for i in range(40)][::-1])
     text = f"""

@@ -151,7 +151,7 @@ def test_broken_plugins_are_disabled_by_name_and_the_rest_works(tmp_path, capsys
     host = load_plugins(entry_points=False, extra_plugins=bad)
     problems = {p.plugin: p for p in host.problems}
     assert sorted(problems) == sorted(name for name, _ in bad)
-    assert "default of param 'scale' does not fit its declaration (expected float, got str 'one')" in problems["bad_default"].error
+    assert "default of param 'scale' does not fit its declaration (expected a number, got a string 'one')" in problems["bad_default"].error
     assert "declares param(s) ['width'] that its factory" in problems["undeclared"].error
     assert "expected <= 1.0, got 2.0" in problems["range"].error
     assert "unknown hook 'register_loss'; did you mean 'register_losses'?" in problems["misspelled"].error

@@ -13,7 +13,7 @@ import pytest
 import tomli_w
 
 from workbench.plugin_host import load_plugins
-from workbench.session import load_plan
+from workbench.plan import load_plan
 
 from .conftest import DEMO_STORE, OOD_STORE, ROOT
 

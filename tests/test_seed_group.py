@@ -15,7 +15,7 @@ from lvm_core.paired_eval import load_samples
 from lvm_core.seed_stats import group_stats, mean_sd, pooled_gain
 from workbench.cli import main
 from workbench.seed_group import parse_seeds, seed_plan
-from workbench.session import load_plan, plan_from_text
+from workbench.plan import load_plan, plan_from_text
 from tests.conftest import DEMO_STORE, OOD_STORE
 
 needs_demo = pytest.mark.skipif(not DEMO_STORE.exists(), reason="bundled data missing")

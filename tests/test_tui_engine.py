@@ -1,4 +1,4 @@
-"""The workbench screen driving the real engine: plan files through workbench/session.py, the
+"""The workbench screen driving the real engine: plan files through workbench/plan/, the
 real trainer on the bundled demo store, the 5CAT battery on the run's checkpoint, resume."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Input, Select, Static
 
-from workbench import session
+from workbench import plan as plan_io
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.gates_pane import GatesPane
 
@@ -37,7 +37,7 @@ def _tiny_plan(app, *, epochs: int = 2) -> None:
     setup.query_one("#train-log_every", Input).value = "5"
 
 
-async def test_save_and_reload_a_plan_round_trips_through_the_session(tmp_path, host):
+async def test_save_and_reload_a_plan_round_trips_through_the_plan_package(tmp_path, host):
     store = make_tiny_store(tmp_path / "data" / "tiny", lengths=(12, 10, 11, 9, 12, 10), dim=16)
     plan_file = tmp_path / "plans" / "mine.toml"
     app = WorkbenchApp(host=host)
@@ -53,7 +53,7 @@ async def test_save_and_reload_a_plan_round_trips_through_the_session(tmp_path, 
         first = app.setup_pane.plan_dict()
     text = plan_file.read_text()
     assert 'store = "../data/tiny"' in text  # relative to the plan file
-    saved = session.load_plan(plan_file)  # what `--run` reads
+    saved = plan_io.load_plan(plan_file)  # what `--run` reads
     assert saved.model.arch == "mlp" and saved.model.params["hidden_dim"] == 8
     app2 = WorkbenchApp(host=host, plan_path=plan_file)
     async with app2.run_test(size=SIZE) as pilot:
@@ -63,7 +63,7 @@ async def test_save_and_reload_a_plan_round_trips_through_the_session(tmp_path, 
         again = app2.setup_pane.plan_dict()
     assert again["model"] == first["model"] and again["loss"] == first["loss"] and again["train"] == {**first["train"], **again["train"]}
     assert Path(again["data"]["store"]).resolve() == store.path.resolve()
-    assert session.plan_to_toml(session.plan_from_dict(again, tmp_path)) == session.plan_to_toml(session.plan_from_dict(first, tmp_path))
+    assert plan_io.plan_to_toml(plan_io.plan_from_dict(again, tmp_path)) == plan_io.plan_to_toml(plan_io.plan_from_dict(first, tmp_path))
 
 
 async def test_loading_a_bad_plan_lists_every_problem(tmp_path, host):

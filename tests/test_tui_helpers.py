@@ -88,7 +88,7 @@ def test_form_values_round_trip_through_toml_inline():
 def test_parse_param_uses_the_declared_type_and_limits():
     p = Param("hidden", "int", 64, min=1)
     assert parse_param(p, " 128 ", "model.params.hidden") == 128
-    with pytest.raises(InputError, match="model.params.hidden: expected int"):
+    with pytest.raises(InputError, match="model.params.hidden: expected an integer"):
         parse_param(p, "12.5", "model.params.hidden")
     with pytest.raises(InputError, match="expected >= 1"):
         parse_param(p, "0", "model.params.hidden")

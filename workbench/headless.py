@@ -27,7 +27,8 @@ from lvm_core.train import RunResult, train
 from . import exit_codes
 from .plugin_host import load_plugins, warn_problems
 from .seed_group import member_dirs, new_group, parse_seeds, seed_plan, write_group
-from .session import Plan, load_plan, load_run_plan, plan_to_dict, prepare_run
+from .plan import Plan, load_plan, load_run_plan, plan_to_dict
+from .run_prep import prepare_run
 
 def _beats(m: dict, split: str) -> str:
     """'beats baselines: yes' or 'no (ridge +0.004 [-0.002, +0.010])': the weakest lower bound."""

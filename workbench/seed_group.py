@@ -26,7 +26,8 @@ from lvm_core.errors import InputError
 from lvm_core.rundir import claim_run_dir, iso_time, new_run_dir
 from lvm_core.seed_stats import GROUP_JSON, SCHEMA
 
-from .session import DEFAULT_RUNS_ROOT, Plan, plan_to_dict
+from .plan import Plan, plan_to_dict
+from .run_prep import DEFAULT_RUNS_ROOT
 
 
 def parse_seeds(text: str) -> list[int]:

@@ -34,7 +34,7 @@ from .. import exit_codes
 from ..checkpoint_plugins import load_checkpoint_model
 from ..plugin_guard import gate_lookup
 from ..plugin_host import load_plugins, warn_problems
-from ..session import gate_names_problem
+from ..plan import gate_names_problem
 
 NAME = "5cat"
 HELP = "run the 5CAT gate battery (A-E, or the gates chosen with --gate) on a model, beside copy-last, context-mean and the oracle"

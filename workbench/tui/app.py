@@ -242,7 +242,7 @@ class WorkbenchApp(App[int]):
 
     def load_plan(self, path: Path) -> bool:
         """Show a plan file in Setup; problems are listed, the form still shows what was read."""
-        from .. import session
+        from .. import plan as plan_io
 
         path = Path(path)
         try:
@@ -256,7 +256,7 @@ class WorkbenchApp(App[int]):
         self.plan_path = path
         self.setup_pane.load_dict(raw, path.parent.resolve())
         try:
-            session.load_plan(path)
+            plan_io.load_plan(path)
         except InputError as exc:
             self._setup_error(error_lines(exc))
             return False
@@ -274,7 +274,7 @@ class WorkbenchApp(App[int]):
 
     def save_plan(self, path: Path) -> bool:
         """Validate the setup and write it as a plan file that `--run` accepts unchanged."""
-        from .. import session
+        from .. import plan as plan_io
 
         path = Path(path).resolve()
         try:
@@ -282,7 +282,7 @@ class WorkbenchApp(App[int]):
             for key in ("store", "ood"):
                 if plan["data"].get(key):
                     plan["data"][key] = relative_store(plan["data"][key], path.parent)
-            text = session.plan_to_toml(session.plan_from_dict(plan, path.parent), relative_to=path.parent)
+            text = plan_io.plan_to_toml(plan_io.plan_from_dict(plan, path.parent), relative_to=path.parent)
         except InputError as exc:
             self._setup_error(error_lines(exc))
             return False
@@ -321,7 +321,7 @@ class WorkbenchApp(App[int]):
         With `resume`, the child continues that run directory (`--resume D`); its earlier records
         are shown first, so the curves start at step 0.
         """
-        from .. import session
+        from .. import plan as plan_io
 
         self.detach()
         workdir = ChildRun.make_workdir()
@@ -329,14 +329,14 @@ class WorkbenchApp(App[int]):
         if resume is None:
             assert plan is not None and run_dir is not None
             try:
-                checked = session.plan_from_dict(plan, plan_dir)
+                checked = plan_io.plan_from_dict(plan, plan_dir)
             except InputError as exc:
                 ChildRun.cleanup_dir(workdir)
                 self._setup_error(error_lines(exc))
                 self.action_tab("setup")
                 return False
             plan_file = workdir / "plan.toml"
-            write_text(plan_file, session.plan_to_toml(checked))  # absolute paths: valid from anywhere
+            write_text(plan_file, plan_io.plan_to_toml(checked))  # absolute paths: valid from anywhere
             target = run_dir
         else:
             target = resume
@@ -498,11 +498,11 @@ class WorkbenchApp(App[int]):
 
     def check_plan(self) -> bool:
         """Validate the setup as the trainer will, and say what is wrong (all problems at once)."""
-        from .. import session
+        from .. import plan as plan_io
 
         base = self.plan_path.parent.resolve() if self.plan_path else Path.cwd()
         try:
-            session.plan_from_dict(self.setup_pane.plan_dict(), base)
+            plan_io.plan_from_dict(self.setup_pane.plan_dict(), base)
         except InputError as exc:
             self._setup_error(error_lines(exc))
             return False

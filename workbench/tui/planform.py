@@ -16,7 +16,7 @@ import tomli
 import tomli_w
 
 from lvm_core.errors import InputError
-from lvm_core.params import Param
+from lvm_core.params import TYPE_WORDS, Param
 
 
 def widget_id(*parts: str) -> str:
@@ -65,7 +65,7 @@ def parse_param(param: Param, text: str, where: str) -> Any:
         else:
             value = parse_inline(text, where)
     except ValueError:
-        raise InputError("setup", f"expected {param.type}, got {text!r}", where) from None
+        raise InputError("setup", f"expected {TYPE_WORDS[param.type]}, got {text!r}", where) from None
     return param.check(value, where, "setup")
 
 

@@ -19,19 +19,17 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 from lvm_core.errors import InputError, InputErrors
 from lvm_core.params import Param
 
+from ..plan import schema
 from ..plugin_host import Item, PluginHost
 from . import datasets
 from .planform import merge, param_text, parse_inline, parse_number, parse_param, resolve_store, toml_inline, widget_id
 
 DEFAULT_DIM = 384
+_KINDS = {"int": int, "float": float, "str": str}
+#: the [train] keys the form shows: (key, Python type, the schema's default)
 TRAIN_FIELDS: list[tuple[str, type, Any]] = [
-    ("epochs", int, 3),
-    ("batch_size", int, 64),
-    ("lr", float, 5e-4),
-    ("device", str, "auto"),
-    ("threads", int, 0),
-    ("log_every", int, 20),
-]
+    (k.name, _KINDS[k.type], k.default) for k in map(schema.TRAIN.key, ("epochs", "batch_size", "lr", "device",
+                                                                          "threads", "log_every"))]
 
 
 def default_plan(host: PluginHost, stores: list[Path]) -> dict[str, Any]:
@@ -41,9 +39,10 @@ def default_plan(host: PluginHost, stores: list[Path]) -> dict[str, Any]:
     losses = host.names("loss")
     plan: dict[str, Any] = {
         "name": "quickstart",
-        "seed": 0,
-        "data": {"store": str(stores[0]) if stores else "", "context_len": 5,
-                 "split": {"fractions": {"train": 0.8, "val": 0.2}, "seed": 0}},
+        "seed": schema.default("", "seed"),
+        "data": {"store": str(stores[0]) if stores else "", "context_len": schema.default("data", "context_len"),
+                 "split": {"fractions": schema.default("data.split", "fractions"),
+                           "seed": schema.default("data.split", "seed")}},
         "model": {"arch": "mlp" if "mlp" in models else (models[0] if models else ""), "params": {}},
         "loss": [{"name": "mse" if "mse" in losses else losses[0], "weight": 1.0}] if losses else [],
         "train": {k: v for k, _, v in TRAIN_FIELDS},
@@ -112,8 +111,8 @@ class SetupPane(VerticalScroll):
             yield _field(key, Input(compact=True, id=f"train-{key}"))
         yield Label("Gates (5CAT)", classes="section")
         yield Checkbox("run the 5CAT battery", compact=True, id="gates-on")
-        yield _field("samples", Input(compact=True, id="gates-samples", type="integer", value="1000"))
-        yield _field("every", Input(compact=True, id="gates-every", type="integer", value="0"))
+        yield _field("samples", Input(compact=True, id="gates-samples", type="integer"))
+        yield _field("every", Input(compact=True, id="gates-every", type="integer"))
         yield Checkbox("required (a failing battery fails the run)", compact=True, id="gates-required")
 
     def _items(self, kind: str) -> list[Item]:
@@ -151,16 +150,16 @@ class SetupPane(VerticalScroll):
         self.plan_dir = plan_dir
         q = self.query_one
         q("#plan-name", Input).value = str(plan.get("name", ""))
-        q("#plan-seed", Input).value = str(plan.get("seed", 0))
+        q("#plan-seed", Input).value = str(plan.get("seed", schema.default("", "seed")))
         data = plan.get("data", {})
         store = resolve_store(data["store"], plan_dir) if data.get("store") else ""
         self._set_store(store)
         ood = resolve_store(data["ood"], plan_dir) if data.get("ood") else ""
         self._set_select("#ood-select", ood)
-        q("#context-len", Input).value = str(data.get("context_len", 5))
+        q("#context-len", Input).value = str(data.get("context_len", schema.default("data", "context_len")))
         split = data.get("split", {})
-        q("#split-val", Input).value = param_text(split.get("fractions", {}).get("val", 0.2))
-        q("#split-seed", Input).value = str(split.get("seed", 0))
+        q("#split-val", Input).value = param_text(split.get("fractions", schema.default("data.split", "fractions")).get("val", 0.0))
+        q("#split-seed", Input).value = str(split.get("seed", schema.default("data.split", "seed")))
         q("#split-ranges", Input).value = toml_inline(split["ranges"]) if "ranges" in split else ""
         model = plan.get("model", {})
         arch = model.get("arch", "")
@@ -186,9 +185,9 @@ class SetupPane(VerticalScroll):
             q(f"#train-{key}", Input).value = param_text(train.get(key, default))
         gates = plan.get("gates")
         q("#gates-on", Checkbox).value = gates is not None
-        q("#gates-samples", Input).value = str((gates or {}).get("samples", 1000))
-        q("#gates-every", Input).value = str((gates or {}).get("every", 0))
-        q("#gates-required", Checkbox).value = bool((gates or {}).get("required", False))
+        for key in ("samples", "every"):
+            q(f"#gates-{key}", Input).value = str((gates or {}).get(key, schema.default("gates", key)))
+        q("#gates-required", Checkbox).value = bool((gates or {}).get("required", schema.default("gates", "required")))
         self.call_after_refresh(setattr, self, "_loading", False)
         if unknown:
             self.say(f"plan names losses no plugin registers: {', '.join(unknown)} (known: {', '.join(self.host.names('loss'))})", error=True)
