@@ -94,7 +94,7 @@ async def test_setup_from_scratch_builds_the_plan_with_a_live_parameter_count(tm
         await app.action_train()
         await pilot.pause()
         msg = str(setup.query_one("#setup-message", Static).render())
-        assert "model.params.hidden_dim: expected int, got 'many'" in msg and "train.lr: expected float" in msg
+        assert "model.params.hidden_dim: expected an integer, got 'many'" in msg and "train.lr: expected" in msg
         assert app.child is None and run.calls == []
 
 
