@@ -15,7 +15,7 @@ candidate sets; gate B reports both and judges the one `B.candidates` picks.
 
 Run folders written before the rename still load: every reader of metrics.jsonl passes its
 records through `upgrade_metrics` (this module is the ONE place that maps old to new), and a
-plan naming an old metric gets it through `current_name` with a note (workbench/session.py).
+plan naming an old metric gets it through `current_name` with a note (workbench/plan/load.py).
 """
 
 from __future__ import annotations

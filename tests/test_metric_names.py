@@ -17,7 +17,7 @@ from lvm_core.validation import predict, split_metrics
 from lvm_core.windows import Windows, make_windows
 from tests.conftest import DEMO_STORE
 from workbench.plugin_host import load_plugins
-from workbench.session import plan_from_text
+from workbench.plan import plan_from_text
 
 
 @pytest.mark.parametrize("old, new", [
