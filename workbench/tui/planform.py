@@ -27,10 +27,15 @@ def widget_id(*parts: str) -> str:
 def toml_inline(value: Any) -> str:
     """A TOML inline value: 3, 0.5, "x", [1, 2], { kind = "step", epoch = 3 }."""
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {toml_inline(v)}" for k, v in value.items()) + " }" if value else "{}"
+        return "{ " + ", ".join(f"{toml_key(k)} = {toml_inline(v)}" for k, v in value.items()) + " }" if value else "{}"
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(toml_inline(v) for v in value) + "]"
     return tomli_w.dumps({"v": value}).split("=", 1)[1].strip()
+
+
+def toml_key(key: str) -> str:
+    """A TOML key: bare when it can be (`epoch`), quoted otherwise (`"A.min_margin"`)."""
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else tomli_w.dumps({key: 0}).split(" = ", 1)[0]
 
 
 def parse_inline(text: str, where: str) -> Any:
