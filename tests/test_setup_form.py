@@ -107,7 +107,10 @@ async def test_hints_are_hints_not_grey_placeholders(host):
         setup = app.setup_pane
         assert all(not i.placeholder for i in setup.query(Input)), [i.id for i in setup.query(Input) if i.placeholder]
         sched = setup.query_one("#loss-sched-directional_margin", Input)
-        assert sched.value == ""
+        assert sched.value == "" and not sched.parent.display  # an unticked loss is one line
+        setup.query_one("#loss-on-directional_margin", Checkbox).value = True
+        await pilot.pause()
+        assert sched.parent.display
         hint = sched.parent.query_one(".setup-hint", Static)
         assert "kind" in str(hint.render())
         epochs = setup.query_one("#train-epochs", Input)

@@ -89,6 +89,7 @@ class SetupPane(Horizontal):
     SetupPane .setup-row > .setup-label { width: 22; padding: 0 1 0 0; text-wrap: nowrap; text-overflow: ellipsis; }
     SetupPane .setup-row > Input { width: 1fr; }
     SetupPane .loss-row { height: auto; border-left: tall $primary-background; }
+    SetupPane .loss-row.off > KeyField { display: none; }  /* an unused loss is one line */
     SetupPane #store-manifest, SetupPane #param-count { padding: 0 0 0 22; height: auto; }
     SetupPane #guardrails { height: 10; }
     """
@@ -123,9 +124,7 @@ class SetupPane(Horizontal):
 
     # ---- layout --------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        nav = OptionList(*[f"{i} {label}" for i, (label, _) in enumerate(SECTIONS, 1)], id="setup-nav")
-        nav.border_title = "alt+N"
-        yield nav
+        yield OptionList(*[f"{i} {label}" for i, (label, _) in enumerate(SECTIONS, 1)], id="setup-nav")
         with Vertical(id="setup-main"):
             yield Static("", id="setup-message")
             with Horizontal(classes="buttons"):
@@ -191,7 +190,7 @@ class SetupPane(Horizontal):
     def _loss_row(self, item: Item) -> ComposeResult:
         name = item.name
         where = f"loss[{name}]"
-        with Vertical(classes="loss-row"):
+        with Vertical(classes="loss-row off"):
             yield self._row(name, Tick(item.description[:60] if item.description else "", compact=True,
                                        id=widget_id("loss-on", name), classes="loss-on"))
             ids = {"weight": "loss-w", "schedule": "loss-sched", "control": "loss-control"}
@@ -446,6 +445,13 @@ class SetupPane(Horizontal):
         msg.set_class(error, "error")
 
     # ---- events --------------------------------------------------------------------------
+    @on(Checkbox.Changed, ".loss-on")
+    def _loss_ticked(self, event: Checkbox.Changed) -> None:
+        """A ticked loss shows its weight, schedule, control and parameters; an unticked one is one line."""
+        row = event.checkbox.parent.parent if event.checkbox.parent is not None else None
+        if row is not None:
+            row.set_class(not event.value, "off")
+
     @on(Select.Changed, "#store-select")
     def _store_picked(self, event: Select.Changed) -> None:
         if self._loading or event.value is Select.NULL:
