@@ -78,8 +78,6 @@ def prepare_run(plan: Plan, host: PluginHost, *, run_dir: str | Path | None = No
     never recomputed). run_dir: where a new run goes (must be new or empty); default
     `runs_root/<name>-<UTC time>` with runs_root defaulting to ./runs. device overrides the plan.
     """
-    from lvm_core.evaluation import spread_sample
-
     cfg = plan.train
     dev, reason = select_device(device or cfg.device, source="--device" if device else f"{plan.source}: train.device")
     ddp = distributed.init(dev.type)  # torchrun: join the job (SINGLE otherwise)
@@ -94,34 +92,16 @@ def prepare_run(plan: Plan, host: PluginHost, *, run_dir: str | Path | None = No
             s_.refuse_nonfinite()
 
     run: RunDir | None = None
-    state = None
-    lock: RunLock | None = None
+    state = generation = lock = None
     if resume is not None:
-        run = RunDir(resume)
-        if run.read_json("run.json").get("status") == "completed":
-            tidied = finish_interrupted_end(run)  # killed writing its report: finished here
-            raise InputError(str(run.path), "this run already completed; there is nothing to resume"
-                             + (f" ({tidied})" if tidied else ""))
-        split = Split.load(run.path / "split.json")  # the run's split, never recomputed
-        _check_world_size(run, ddp)
-        lock = RunLock(run.path).acquire() if ddp.is_main else None
-        generation = Checkpointer(run.checkpoints).pick(resume_from)  # None: killed before its first checkpoint
+        run, split, lock, generation = _resume_point(RunDir(resume), ddp, resume_from)
         state = generation.state() if generation is not None else None
     else:
         split = make_split(plan, store)
 
     L = plan.data.context_len
     train_w = _windows(store, split, "train", L, f"{plan.source}: data.split")
-    eval_sets = [EvalSet("val", _windows(store, split, "val", L, f"{plan.source}: data.split"))]
-    if "ood" in split.parts:
-        eval_sets.append(EvalSet("ood", _windows(store, split, "ood", L, f"{plan.source}: data.split")))
-    elif ood_store is not None:
-        eval_sets.append(EvalSet("ood", _windows(ood_store, None, None, L, f"{plan.source}: data.ood")))
-    # the gate battery draws its own samples from every window; validation uses a fixed sample
-    gate_splits = {es.name: (es.windows.store, es.windows.target_rows) for es in eval_sets}
-    for es in eval_sets:
-        keep = spread_sample(es.windows.store, es.windows.target_rows, plan.eval.max_samples, plan.seed)
-        es.windows = Windows(es.windows.store, keep, es.windows.context_len)  # keep: a sorted subset of the rows
+    eval_sets, gate_splits = _eval_sets(plan, store, ood_store, split)
 
     item = host.get("model", plan.model.arch, source=plan.source, where="model.arch")
     model = guard_call("its factory", item, item.obj, store.dim, L, **plan.model.params)
@@ -131,13 +111,7 @@ def prepare_run(plan: Plan, host: PluginHost, *, run_dir: str | Path | None = No
         raise InputError(plan.source, f"the train split has {len(train_w)} windows, fewer than one step "
                                       f"(batch_size {cfg.batch_size} x grad_accum {cfg.grad_accum})", "train.batch_size")
     subsets = _train_subsets(plan, train_w, n_params > 0)
-    losses = []
-    for lp in plan.losses:
-        li = host.get("loss", lp.name, source=plan.source)
-        control = controller_from_spec(lp.control, plan_weight=lp.weight, source=plan.source) if lp.control else None
-        strategy = guard_call("its factory", li, li.obj, **lp.params)
-        losses.append(LossTerm(lp.name, guard_loss(li, strategy), lp.weight, lp.schedule or WeightSchedule(), control,
-                               origin=origin(li)))
+    losses = _loss_terms(plan, host)
 
     resolved = plan_to_dict(plan)
     fingerprints = {"store": store.fingerprint(), **({"ood": ood_store.fingerprint()} if ood_store else {})}
@@ -162,19 +136,8 @@ def prepare_run(plan: Plan, host: PluginHost, *, run_dir: str | Path | None = No
     else:
         run = RunDir(claim_run_dir(run_dir) if run_dir else new_run_dir(runs_root or DEFAULT_RUNS_ROOT, plan.name))
         lock = RunLock(run.path).acquire()
-        run.write_text("plan.toml", plan.text if plan.text is not None else plan_to_toml(plan))
-        split.save(run.path / "split.json")
-        plugins = sorted({(i.plugin, i.dist, i.version) for i in host.all_items()})
-        run.write_json("plan.resolved.json", {**resolved, "data_fingerprints": fingerprints,
-                                              "split": {"sha256": split.sha256(), "rule": split.rule,
-                                                        "sizes": {k: len(v) for k, v in split.parts.items()}},
-                                              "plugins": [{"plugin": p, "distribution": d, "version": v} for p, d, v in plugins]})
-        run.write_json("run.json", {"name": plan.name, "status": "created", "created": iso_time(time.time()),
-                                    "seed": plan.seed, "split_sha256": split.sha256(), "device": str(dev),
-                                    "device_reason": reason, "model": plan.model.arch, "n_params": n_params,
-                                    "plan_source": plan.source, "plan_dir": str(plan.base_dir),
-                                    "data": fingerprints, "versions": versions(), "argv": sys.argv,
-                                    "world_size": ddp.world_size})
+        _write_new_run(run, plan, host, split, resolved, fingerprints,
+                       {"device": str(dev), "device_reason": reason, "n_params": n_params, "world_size": ddp.world_size})
         distributed.broadcast_json(ddp, str(run.path))
 
     setup = TrainSetup(name=plan.name, run=run, model=model, losses=losses, train_windows=train_w,
@@ -185,6 +148,68 @@ def prepare_run(plan: Plan, host: PluginHost, *, run_dir: str | Path | None = No
     setup.sinks.append(PluginEventSink(host, RunInfo(run.path, plan.name, resolved)))
     fitted_holder.append(setup)
     return setup
+
+
+def _resume_point(run: RunDir, ddp: distributed.Dist, resume_from: str) -> tuple[RunDir, Split, RunLock | None, Any]:
+    """A run to resume: its own split (never recomputed), its lock, and the checkpoint generation
+    to continue from (None: killed before its first checkpoint)."""
+    if run.read_json("run.json").get("status") == "completed":
+        tidied = finish_interrupted_end(run)  # killed writing its report: finished here
+        raise InputError(str(run.path), "this run already completed; there is nothing to resume"
+                         + (f" ({tidied})" if tidied else ""))
+    split = Split.load(run.path / "split.json")
+    _check_world_size(run, ddp)
+    lock = RunLock(run.path).acquire() if ddp.is_main else None
+    return run, split, lock, Checkpointer(run.checkpoints).pick(resume_from)
+
+
+def _eval_sets(plan: Plan, store: ArticleStore, ood_store: ArticleStore | None, split: Split
+               ) -> tuple[list[EvalSet], dict[str, tuple[ArticleStore, np.ndarray]]]:
+    """The validation sets (a fixed, seeded sample of each split's windows) and, for the gate
+    battery, every window of each split (it draws its own samples)."""
+    from lvm_core.evaluation import spread_sample
+
+    L, at = plan.data.context_len, f"{plan.source}: data.split"
+    eval_sets = [EvalSet("val", _windows(store, split, "val", L, at))]
+    if "ood" in split.parts:
+        eval_sets.append(EvalSet("ood", _windows(store, split, "ood", L, at)))
+    elif ood_store is not None:
+        eval_sets.append(EvalSet("ood", _windows(ood_store, None, None, L, f"{plan.source}: data.ood")))
+    gate_splits = {es.name: (es.windows.store, es.windows.target_rows) for es in eval_sets}
+    for es in eval_sets:
+        keep = spread_sample(es.windows.store, es.windows.target_rows, plan.eval.max_samples, plan.seed)
+        es.windows = Windows(es.windows.store, keep, es.windows.context_len)  # keep: a sorted subset of the rows
+    return eval_sets, gate_splits
+
+
+def _loss_terms(plan: Plan, host: PluginHost) -> list[LossTerm]:
+    """Each [[loss]] as a guarded strategy with its weight, schedule or controller."""
+    losses = []
+    for lp in plan.losses:
+        li = host.get("loss", lp.name, source=plan.source)
+        control = controller_from_spec(lp.control, plan_weight=lp.weight, source=plan.source) if lp.control else None
+        strategy = guard_call("its factory", li, li.obj, **lp.params)
+        losses.append(LossTerm(lp.name, guard_loss(li, strategy), lp.weight, lp.schedule or WeightSchedule(), control,
+                               origin=origin(li)))
+    return losses
+
+
+def _write_new_run(run: RunDir, plan: Plan, host: PluginHost, split: Split, resolved: dict[str, Any],
+                   fingerprints: dict[str, Any], facts: dict[str, Any]) -> None:
+    """A new run directory's first files: the plan as given, the split, the resolved plan and run.json."""
+    run.write_text("plan.toml", plan.text if plan.text is not None else plan_to_toml(plan))
+    split.save(run.path / "split.json")
+    plugins = sorted({(i.plugin, i.dist, i.version) for i in host.all_items()})
+    run.write_json("plan.resolved.json", {**resolved, "data_fingerprints": fingerprints,
+                                          "split": {"sha256": split.sha256(), "rule": split.rule,
+                                                    "sizes": {k: len(v) for k, v in split.parts.items()}},
+                                          "plugins": [{"plugin": p, "distribution": d, "version": v} for p, d, v in plugins]})
+    run.write_json("run.json", {"name": plan.name, "status": "created", "created": iso_time(time.time()),
+                                "seed": plan.seed, "split_sha256": split.sha256(), "device": facts["device"],
+                                "device_reason": facts["device_reason"], "model": plan.model.arch,
+                                "n_params": facts["n_params"], "plan_source": plan.source,
+                                "plan_dir": str(plan.base_dir), "data": fingerprints, "versions": versions(),
+                                "argv": sys.argv, "world_size": facts["world_size"]})
 
 
 def _train_subsets(plan: Plan, train_w: Any, trainable: bool) -> list[Any]:
