@@ -50,14 +50,21 @@ async def test_a_plan_with_another_model_type_shows_exactly_its_values(tmp_path,
     """The form showed the loaded transformer with the default 512/4/8/2048 (17,473,920 params)."""
     store = make_tiny_store(tmp_path / "tiny", lengths=(12, 10, 11, 9, 12, 10), dim=16)
     params = {"d_model": 64, "num_layers": 2, "nhead": 4, "dim_feedforward": 128, "dropout": 0.0}
-    plan = {"name": "d64", "data": {"store": str(store.path), "context_len": 5},
-            "model": {"arch": "transformer", "params": params}, "loss": [{"name": "cosine", "weight": 1.0}]}
+    plan_file = tmp_path / "d64.toml"
+    plan_file.write_text(f'name = "d64"\n[data]\nstore = "{store.path}"\ncontext_len = 5\n[model]\narch = "transformer"\n'
+                         'params = { d_model = 64, num_layers = 2, nhead = 4, dim_feedforward = 128, dropout = 0.0 }\n'
+                         '[[loss]]\nname = "cosine"\n')
     app = WorkbenchApp(host=host)
     async with app.run_test(size=SIZE) as pilot:
         setup = app.setup_pane
-        assert setup.query_one("#model-select", Select).value == "mlp"  # the form starts on another type
-        setup.load_dict(plan, tmp_path)
         await settle(pilot, app)
+        select = setup.query_one("#model-select", Select)
+        assert select.value == "mlp"  # the form starts on another type
+        assert app.load_plan(plan_file)
+        await settle(pilot, app)
+        # in a real terminal the picker's Changed event arrived after loading had finished, and the
+        # form then showed the type's defaults; deliver it late here the same way
+        setup.post_message(Select.Changed(select, "transformer"))
         await settle(pilot, app)
         for name, value in params.items():
             assert setup.query_one(f"#model-p-{name}", Input).value == str(value)
