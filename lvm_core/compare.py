@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import InputError
+from .gate_report import doc_score_text
 from .rundir import EVENTS, METRICS, RUN_JSON, RunDir, format_table
 from .seed_stats import SEED_KEYS, group_members, group_stats, is_group
 
@@ -85,11 +86,17 @@ def run_row(path: str | Path, at: str = "last") -> dict[str, Any]:
     gates_p = run.path / "gates.json"
     if gates_p.is_file():
         g = run.read_json("gates.json")
-        row["gates"] = f"{g.get('score')}/{g.get('max_score')}"
+        row["gates"] = gates_cell(g)
     fired = [e for e in run.read_jsonl(EVENTS) if e.get("kind") == "Alert" and e.get("code") == "tripwire"]
     row["tripwires"] = len(fired)
     row["resolved"] = resolved
     return row
+
+
+def gates_cell(doc: dict[str, Any]) -> str:
+    """'3/5' for the default A-E battery, '0/2 (A, CM)' for chosen gates (the column is "gates")."""
+    text = doc_score_text(doc)
+    return text.split(" ", 1)[1] if text.startswith("A-E ") else text.removeprefix("gates ")
 
 
 def vs_baselines_cell(metrics: dict[str, Any], split: str) -> str | None:

@@ -50,6 +50,21 @@ SCHEMA_VERSION = 1
 #: gates a battery runs unless told otherwise: A-E (the score) and the relative verdict
 DEFAULT_GATES = ("A", "B", "C", "D", "E", "vs_baselines")
 BASELINES = ("copy_last", "context_mean", "oracle")
+
+#: the gates the default battery scores (DEFAULT_GATES less the relative verdict vs_baselines)
+DEFAULT_SCORED = ("A", "B", "C", "D", "E")
+
+
+def score_text(score: Any, max_score: Any, scored: Sequence[str]) -> str:
+    """The score named by what it counts: "A-E 3/5" for the default battery, "gates 0/2 (A, CM)"
+    for gates chosen in a plan or with `5cat --gate`, so a score never claims gates it did not run."""
+    if tuple(scored) == DEFAULT_SCORED:
+        return f"A-E {score}/{max_score}"
+    if not scored:
+        return "no scored gates"
+    return f"gates {score}/{max_score} ({', '.join(scored)})"
+
+
 MODEL = "model"
 #: the metrics the original 5CAT printed, per gate (our names); legacy gates.json holds only these
 LEGACY_KEYS = {
@@ -571,6 +586,8 @@ class BatteryResult:
             "passed": self.passed,
             "score": self.score(),
             "max_score": self.max_score,
+            "scored_gates": [g.key for g in self.scored_gates],
+            "score_text": score_text(self.score(), self.max_score, [g.key for g in self.scored_gates]),
             "config": self.config,
             "splits": self.splits,
             "gates": {

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .evaluation import MODEL, BatteryResult
+from .evaluation import MODEL, BatteryResult, score_text
 
 GREEN, RED, DIM, RESET = "\x1b[32m", "\x1b[31m", "\x1b[2m", "\x1b[0m"
 
@@ -58,12 +58,26 @@ def relative_text(summary: dict[str, Any] | None) -> str:
     return "beats baselines: " + ", ".join(parts)
 
 
+def scored_keys(doc: dict[str, Any]) -> list[str]:
+    """The gates a gates.json document's score counts ("scored_gates"; in a document written
+    before that key, its absolute gates in battery order)."""
+    if isinstance(doc.get("scored_gates"), list):
+        return [str(k) for k in doc["scored_gates"]]
+    return [k for k, g in (doc.get("gates") or {}).items() if isinstance(g, dict) and not g.get("relative")]
+
+
+def doc_score_text(doc: dict[str, Any]) -> str:
+    """`score_text` of a gates.json document (or a GatesDone event's results)."""
+    return score_text(doc.get("score"), doc.get("max_score"), scored_keys(doc))
+
+
 def summary_line(result: BatteryResult) -> str:
     mode = "legacy" if result.config.get("legacy") else "standard"
     n = result.max_score
     base = ", ".join(f"{p} {result.score(p)}/{n}" for p in result.predictors if p != MODEL)
     rel = relative_text(result.relative_summary())
-    return (f"5CAT ({mode}): {'PASS' if result.passed else 'FAIL'}, A-E {result.score()}/{n} "
+    keys = [g.key for g in result.scored_gates]
+    return (f"5CAT ({mode}): {'PASS' if result.passed else 'FAIL'}, {score_text(result.score(), n, keys)} "
             f"(pass needs all {n}){'; ' + rel if rel else ''}; baselines: {base}")
 
 

@@ -310,11 +310,11 @@ def render_report(run: RunDir) -> str:
     lines.append(format_table(table, markdown=True) if len(table) > 1 else "(no evaluation yet)")
     gates_p = run.path / GATES_JSON
     if gates_p.exists():
-        from .gate_report import relative_text
+        from .gate_report import doc_score_text, relative_text
 
         gates = run.read_json(GATES_JSON)
         rel = relative_text(gates.get("beats_baselines"))
-        lines += ["", "## Gates", "", f"A-E score {gates.get('score')} of {gates.get('max_score')}, "
+        lines += ["", "## Gates", "", f"score {doc_score_text(gates)}, "
                   f"passed: {gates.get('passed')} (epoch {gates.get('epoch')}){'; ' + rel if rel else ''}", ""]
         rows = [["gate", "title", "passed", "note"]]
         rows += [[k, str(g.get("title", "")), str(g.get("passed")), str(g.get("note") or "")]

@@ -111,3 +111,48 @@ def test_pip_installed_gate_package_is_chosen_in_a_plan_and_with_the_flag(tmp_pa
     code, out = _fivecat(tmp_path, "--gate", "CM")
     doc = json.loads(out.read_text())
     assert code == 3 and doc["gates"]["CM"]["passed"] is False  # copy-last wins 0 of its samples
+
+
+def test_the_score_names_the_gates_it_counts():
+    from lvm_core.evaluation import score_text
+    from lvm_core.gate_report import doc_score_text
+
+    assert score_text(3, 5, ["A", "B", "C", "D", "E"]) == "A-E 3/5"  # the default battery keeps its name
+    assert score_text(0, 2, ["A", "CM"]) == "gates 0/2 (A, CM)"
+    assert score_text(1, 4, ["B", "A", "C", "D"]) == "gates 1/4 (B, A, C, D)"  # A-D is not A-E
+    assert score_text(0, 0, []) == "no scored gates"  # only relative gates (vs_baselines)
+    old = {"score": 1, "max_score": 2, "gates": {"A": {"relative": False}, "vs_baselines": {"relative": True},
+                                                   "CM": {"relative": False}}}  # gates.json before "scored_gates"
+    assert doc_score_text(old) == "gates 1/2 (A, CM)"
+
+
+def test_chosen_gates_are_named_in_the_table_gates_json_report_run_and_compare(kit, tmp_path, plan_dir, capsys):
+    from lvm_core.compare import run_rows
+
+    code, out = _fivecat(tmp_path, "--gate", "A", "--gate", "CM", "--threshold", "CM.val.win_rate=0.0",
+                         "--threshold", "CM.ood.win_rate=0.0")
+    doc = json.loads(out.read_text())
+    assert doc["scored_gates"] == ["A", "CM"] and doc["score_text"] == "gates 1/2 (A, CM)"
+    table = capsys.readouterr().out
+    assert "FAIL, gates 1/2 (A, CM) (pass needs all 2)" in table and "A-E" not in table.splitlines()[-1]
+    assert "gates 1/2 (A, CM)" in (tmp_path / "r.md").read_text()
+    # a run whose plan chooses them: the console line, report.md and runs compare say the same
+    (plan_dir / "p.toml").write_text(f'name = "chosen"\n[data]\nstore = "{DEMO_STORE}"\n[model]\narch = "mlp"\n'
+                                     'params = { hidden_dim = 8 }\n[[loss]]\nname = "cosine"\n[train]\nepochs = 1\n'
+                                     'batch_size = 256\nthreads = 1\n[eval]\nmax_samples = 50\n'
+                                     '[gates]\nuse = ["A", "CM"]\nsamples = 40\n')
+    run_dir = tmp_path / "run"
+    assert main(["--run", str(plan_dir / "p.toml"), "--run-dir", str(run_dir), "--device", "cpu"]) in (0, 3)
+    err = capsys.readouterr().err
+    gates = json.loads((run_dir / "gates.json").read_text())
+    said = gates["score_text"]
+    assert said.startswith("gates ") and said.endswith("/2 (A, CM)")
+    assert f"gates: {said}," in err
+    assert f"score {said}, passed" in (run_dir / "report.md").read_text()
+    assert run_rows([run_dir])[0]["gates"] == said.removeprefix("gates ")
+
+
+def test_the_default_battery_keeps_its_a_to_e_wording(tmp_path, capsys):
+    _, out = _fivecat(tmp_path)
+    assert json.loads(out.read_text())["score_text"].startswith("A-E ")
+    assert ", A-E " in capsys.readouterr().out

@@ -18,7 +18,7 @@ from typing import Iterator, TextIO
 
 from lvm_core import distributed
 from lvm_core.errors import InputError
-from lvm_core.gate_report import console_table
+from lvm_core.gate_report import console_table, doc_score_text
 from lvm_core.progress import StatusLine, format_duration, progress_bar
 from lvm_core.events import Alert, CheckpointSaved, EvalDone, Event, GatesDone, RunEnded, RunStarted, StepLogged
 from lvm_core.rundir import format_table, metrics_table
@@ -81,7 +81,7 @@ class ConsoleSink:
                                  f"ridge {m.get(f'{split}/ridge/cos', float('nan')):.4f}; {_beats(m, split)});")
             self._line(" ".join(parts))
         elif isinstance(event, GatesDone):
-            self._line(f"epoch {event.epoch} gates: score {event.score}, {'passed' if event.passed else 'failed'}")
+            self._line(f"epoch {event.epoch} gates: {doc_score_text(event.results)}, {'passed' if event.passed else 'failed'}")
         elif isinstance(event, CheckpointSaved) and event.tag == "best":
             self._line(f"  best checkpoint: {event.metric} = {event.value:.4f}")
         elif isinstance(event, Alert):
