@@ -3,9 +3,11 @@
 true`; needs the extra: `pip install 'lvm-workbench[tensorboard]'`.
 
 It is an ordinary event-hook plugin: it uses only the hooks and arguments a third-party sink gets.
-Each run writes its event files under `<run>/tensorboard/`; train averages are logged at each
-epoch end and the evaluation (model metrics, baselines, gates) at each evaluation, both at the
-optimizer step of the event.
+Each run writes its event files under `<run>/tensorboard/`: the loss and each loss term, the
+learning rate and the term weights at every logged step (`step/loss`, `step/loss/<term>`,
+`step/lr`, `step/w/<term>`), the train averages at each epoch end (`epoch_avg/...`) and the
+evaluation (model metrics, baselines, gates) at each evaluation, all at the optimizer step of
+the event.
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ def _scalars(run: Any, metrics: dict[str, Any], step: int, prefix: str = "") -> 
 @hookimpl
 def on_run_start(run):
     _writer(run)
+
+
+@hookimpl
+def on_step_logged(run, step, metrics):
+    _scalars(run, metrics, step, prefix="step/")
 
 
 @hookimpl

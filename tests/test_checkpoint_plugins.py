@@ -117,3 +117,46 @@ def test_the_shared_loader_uses_an_installed_plugin(tmp_path, monkeypatch):
     loaded = load_checkpoint_model(ckpt)
     assert type(loaded).__name__ == "MeanResidual" and not loaded.training
     assert json.dumps(loaded.checkpoint_meta["arch_params"]) == '{"hidden": 4}'
+
+
+def test_resume_of_a_run_whose_model_distribution_is_gone_names_it(tmp_path, monkeypatch, capsys):
+    import importlib
+    import sys as _sys
+
+    from tests._kit_helpers import KIT, KIT_DIST, fake_install_kit
+
+    monkeypatch.delenv("LVM_WORKBENCH_LOAD_PLUGINS", raising=False)
+    monkeypatch.syspath_prepend(str(KIT / "src"))
+    site = fake_install_kit(tmp_path / "site")
+    monkeypatch.syspath_prepend(str(site))
+    (tmp_path / "plan.toml").write_text(PLAN.replace('"blend_local"', '"mean_residual"').replace(
+        'modules = ["blend_local_model"]', "modules = []").replace("epochs = 1", "epochs = 2"))
+    run_dir = tmp_path / "run"
+    assert main(["--run", str(tmp_path / "plan.toml"), "--run-dir", str(run_dir), "--device", "cpu"]) == 0
+    info = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps({**info, "status": "stopped"}))  # as if stopped early
+    _sys.path.remove(str(site))  # the distribution is uninstalled (its module stays importable)
+    importlib.invalidate_caches()
+    capsys.readouterr()
+    assert main(["--resume", str(run_dir), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    ckpt = run_dir / "checkpoints" / "last.safetensors"
+    assert err == [f"error: {ckpt}: model 'mean_residual' comes from distribution {KIT_DIST} 0.1.0, which is not "
+                   f"installed or not loaded (pip install '{KIT_DIST}==0.1.0')"]
+
+
+def test_import_checkpoint_records_its_plugin_and_is_read_back_by_the_shared_loader(tmp_path, monkeypatch):
+    from tests.test_legacy_checkpoint import CASES, OrigLSTM, _save_original
+    import workbench.commands._data_import_checkpoint as command
+
+    loaded = []
+    real = command.load_checkpoint_model
+    monkeypatch.setattr(command, "load_checkpoint_model", lambda *a, **kw: loaded.append(a[0]) or real(*a, **kw))
+    src = tmp_path / "best_model.pt"
+    _save_original(src, "lstm", OrigLSTM().eval(), CASES["lstm"][1])
+    out = tmp_path / "new.safetensors"
+    assert main(["data", "import-checkpoint", str(src), "--out", str(out)]) == 0
+    assert loaded == [out]
+    [record] = read_checkpoint_meta(out)["plugins"]
+    assert record["kind"] == "model" and record["name"] == "lstm" and record["distribution"] == "lvm-workbench"
+    assert type(load_checkpoint_model(out)).__name__ == type(real(out)).__name__

@@ -70,3 +70,22 @@ def test_enabled_without_the_package_is_one_plan_line(tmp_path, monkeypatch, cap
     assert main(["--run", str(tmp_path / "plan.toml"), "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "plugins.tensorboard" in err[0] and "lvm-workbench[tensorboard]" in err[0]
+
+
+def test_every_logged_step_has_its_loss_terms_read_back(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir = _run(tmp_path, "[[loss]]\nname = \"mse\"\nweight = 0.5\n[plugins]\ntensorboard = true\n")
+    acc = EventAccumulator(str(run_dir / "tensorboard"))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    steps = [r for r in (json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines())
+             if r["kind"] == "StepLogged"]
+    assert len(steps) > 2
+    assert {"step/loss", "step/loss/cosine", "step/loss/mse", "step/lr", "step/w/mse"} <= tags
+    for rec in steps:
+        for name, value in rec["metrics"].items():
+            [point] = [s for s in acc.Scalars(f"step/{name}") if s.step == rec["step"]]
+            assert point.value == pytest.approx(value, rel=1e-6, abs=1e-7), (name, rec["step"])
+    assert [s.step for s in acc.Scalars("step/loss")] == [r["step"] for r in steps]  # one point per logged step

@@ -80,6 +80,17 @@ def load_checkpoint_model(path: str | Path, *, device: Any = "cpu", plugin_paths
     return model
 
 
+def check_run_plugins(run_dir: str | Path, host: PluginHost | None = None) -> None:
+    """`--resume RUN`: the plugin that defined the run's model is loaded, or one line naming the
+    missing distribution (read from the run's newest checkpoint; a run without one yet has only
+    its plan, which names the model)."""
+    from lvm_core.checkpoint import read_checkpoint_meta
+
+    ckpt = Path(run_dir) / "checkpoints" / "last.safetensors"
+    if ckpt.is_file():
+        host_for_checkpoint(read_checkpoint_meta(ckpt), str(ckpt), _run_plan_dir(ckpt), host)
+
+
 def _run_plan_dir(path: Path) -> list[Path]:
     """The folder of the plan that made the run the checkpoint lies in (run.json 'plan_dir')."""
     import json

@@ -25,6 +25,7 @@ from lvm_core.rundir import format_table, metrics_table
 from lvm_core.train import RunResult, train
 
 from . import exit_codes
+from .checkpoint_plugins import check_run_plugins
 from .plugin_host import load_plugins, warn_problems
 from .seed_group import member_dirs, new_group, parse_seeds, seed_plan, write_group
 from .plan import Plan, load_plan, load_run_plan, plan_to_dict
@@ -139,6 +140,7 @@ def run_from_args(args: argparse.Namespace, *, stdout: TextIO | None = None, std
     """--run PLAN [--run-dir D] [--device X] [--resume RUN_DIR]; returns the exit code."""
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     if args.resume:
+        check_run_plugins(args.resume)  # a missing model plugin is named by its distribution
         plan = load_run_plan(args.resume)
         for note in plan.notes:
             stderr.write(f"note: {note}\n")

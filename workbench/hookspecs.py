@@ -178,6 +178,13 @@ def on_run_start(run: RunInfo, plan: dict[str, Any], log: Log) -> None:
 
 
 @hookspec
+def on_step_logged(run: RunInfo, epoch: int, step: int, metrics: Mapping[str, float], log: Log) -> None:
+    """A training step was logged (every `train.log_every` optimizer steps): `metrics` holds the
+    averages over the steps since the last log: "loss", each term "loss/<name>", "lr" and the
+    weights "w/<name>". Called often: keep it cheap."""
+
+
+@hookspec
 def on_epoch_end(run: RunInfo, epoch: int, step: int, metrics: Mapping[str, float], log: Log) -> None:
     """An epoch of training ended at optimizer step `step`; `metrics` holds its train averages."""
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lvm_core.events import CheckpointSaved, EpochEnded, EvalDone, Event, RunEnded, RunStarted
+from lvm_core.events import CheckpointSaved, EpochEnded, EvalDone, Event, RunEnded, RunStarted, StepLogged
 from lvm_core.rundir import METRICS, RunDir
 
 from .plugin_host import PluginHost
@@ -43,6 +43,8 @@ class PluginEventSink:
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             hook, kwargs = "on_run_start", {"plan": self.run.plan}
+        elif isinstance(event, StepLogged):
+            hook, kwargs = "on_step_logged", {"epoch": event.epoch, "step": event.step, "metrics": event.metrics}
         elif isinstance(event, EpochEnded):
             hook, kwargs = "on_epoch_end", {"epoch": event.epoch, "step": event.step, "metrics": event.metrics}
         elif isinstance(event, EvalDone):

@@ -47,7 +47,7 @@ KINDS: dict[str, str] = {
     "register_losses": "loss",
     "register_gates": "gate",
 }
-EVENT_HOOKS = ("on_run_start", "on_epoch_end", "on_eval_end", "on_checkpoint", "on_run_end")
+EVENT_HOOKS = ("on_run_start", "on_step_logged", "on_epoch_end", "on_eval_end", "on_checkpoint", "on_run_end")
 HOOK_NAMES = (*KINDS, *EVENT_HOOKS)
 
 

@@ -1,6 +1,8 @@
 """`lvm-workbench data import-checkpoint OLD.pt --out NEW.safetensors`: re-home an original
 lnsp-phase-4 checkpoint (transformer, lstm, gru, amn) in our safetensors format, without
-executing pickle code (lvm_core/legacy_checkpoint.py), so old models can be re-scored."""
+executing pickle code (lvm_core/legacy_checkpoint.py), so old models can be re-scored. The new
+checkpoint records the plugin behind its architecture and is read back through the shared loader
+(workbench/checkpoint_plugins.py) before the command reports success."""
 
 from __future__ import annotations
 
@@ -8,7 +10,11 @@ import argparse
 from pathlib import Path
 
 from lvm_core.errors import InputError
-from lvm_core.legacy_checkpoint import import_legacy_checkpoint
+from lvm_core.checkpoint import save_checkpoint
+from lvm_core.legacy_checkpoint import legacy_model
+
+from ..checkpoint_plugins import META_KEY, checkpoint_plugins, load_checkpoint_model
+from ..plugin_host import default_host
 
 NAME = "import-checkpoint"
 HELP = "convert an original .pt checkpoint to .safetensors (weights-only load, nothing executed)"
@@ -26,6 +32,10 @@ def run(args: argparse.Namespace) -> int:
     target = out if out.name.endswith(".safetensors") else out.with_name(out.name + ".safetensors")
     if target.exists() and not args.force:
         raise InputError(str(target), "already exists (use --force to replace it)")
-    path = import_legacy_checkpoint(args.checkpoint, out, context_len=args.context_len)
+    host = default_host()
+    model, meta = legacy_model(args.checkpoint, context_len=args.context_len)
+    meta[META_KEY] = checkpoint_plugins(host, meta["arch"], [])  # the plugin behind its architecture
+    path = save_checkpoint(out, model, meta)
+    load_checkpoint_model(path, host=host)  # rebuilt by the shared loader, as 5cat and the TUI will
     print(f"wrote {path}")
     return 0
