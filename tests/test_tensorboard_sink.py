@@ -40,16 +40,22 @@ def test_off_unless_the_plan_enables_it(tmp_path):
     assert not (_run(tmp_path) / "tensorboard").exists()
 
 
-def test_scalars_for_every_metric_and_baseline_read_back(tmp_path):
+def _read_back(tmp_path, extra: str, kind: str):
+    """Run with the sink on; its event files read by TensorBoard's own reader, their scalar
+    tags, and the metrics.jsonl records of `kind`."""
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    run_dir = _run(tmp_path, "[plugins]\ntensorboard = true\n")
+    run_dir = _run(tmp_path, extra + "[plugins]\ntensorboard = true\n")
     acc = EventAccumulator(str(run_dir / "tensorboard"))
     acc.Reload()
-    tags = set(acc.Tags()["scalars"])
-    evals = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()
-             if json.loads(l)["kind"] == "EvalDone"]
+    records = [r for r in (json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines())
+               if r["kind"] == kind]
+    return acc, set(acc.Tags()["scalars"]), records
+
+
+def test_scalars_for_every_metric_and_baseline_read_back(tmp_path):
+    acc, tags, evals = _read_back(tmp_path, "", "EvalDone")
     assert len(evals) == 2
     for ev in evals:
         finite = {k: v for k, v in ev["metrics"].items() if isinstance(v, (int, float)) and v == v}
@@ -73,15 +79,7 @@ def test_enabled_without_the_package_is_one_plan_line(tmp_path, monkeypatch, cap
 
 
 def test_every_logged_step_has_its_loss_terms_read_back(tmp_path):
-    pytest.importorskip("tensorboard")
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    run_dir = _run(tmp_path, "[[loss]]\nname = \"mse\"\nweight = 0.5\n[plugins]\ntensorboard = true\n")
-    acc = EventAccumulator(str(run_dir / "tensorboard"))
-    acc.Reload()
-    tags = set(acc.Tags()["scalars"])
-    steps = [r for r in (json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines())
-             if r["kind"] == "StepLogged"]
+    acc, tags, steps = _read_back(tmp_path, "[[loss]]\nname = \"mse\"\nweight = 0.5\n", "StepLogged")
     assert len(steps) > 2
     assert {"step/loss", "step/loss/cosine", "step/loss/mse", "step/lr", "step/w/mse"} <= tags
     for rec in steps:
