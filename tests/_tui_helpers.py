@@ -144,25 +144,39 @@ def _scripted_child(mode: str, run_dir: Path) -> int:
 
 
 def write_run(path: Path, *, status: str, plan: dict[str, Any], margins: list[float],
-              gates: dict[str, Any] | None = None, checkpoint: bool = False) -> Path:
+              gates: dict[str, Any] | None = None, checkpoint: bool = False,
+              extra: list[dict[str, Any]] = ()) -> Path:
     """A run directory as the trainer left it before the metric rename (run.json, plan.toml,
-    metrics.jsonl with "val/margin", events.jsonl): the TUI reads it under the current names."""
+    plan.resolved.json, metrics.jsonl with "val/margin" and the baselines beside the model,
+    events.jsonl): the TUI reads it under the current names. With `checkpoint` a complete
+    checkpoint generation of a tiny model; `extra`: more metrics.jsonl lines."""
     path.mkdir(parents=True)
     (path / "plan.toml").write_text(tomli_w.dumps(plan), encoding="utf-8")
+    (path / "plan.resolved.json").write_text(json.dumps(plan), encoding="utf-8")
+    best = max(range(len(margins)), key=lambda e: margins[e])
     (path / "run.json").write_text(json.dumps({"status": status, "name": plan.get("name", "run"), "duration_s": 12.0,
                                                "started": "2026-01-01T00:00:00Z",
-                                               "best": {"metric": "val/margin", "value": max(margins)}}))
+                                               "best": {"metric": "val/cos", "value": 0.5 + margins[best],
+                                                        "epoch": best}}))
     t = time.time()
     with (path / "metrics.jsonl").open("w", encoding="utf-8") as fh:
         for epoch, m in enumerate(margins):
-            fh.write(json.dumps(EvalDone(epoch=epoch, step=10 * (epoch + 1), t=t + epoch,
-                                         metrics={"val/margin": m, "val/cos": 0.5 + m}).to_json()) + "\n")
+            fh.write(json.dumps(EvalDone(epoch=epoch, step=10 * (epoch + 1), t=t + epoch, metrics={
+                "val/margin": m, "val/cos": 0.5 + m, "val/copy_last/cos": 0.55,
+                "val/context_mean/cos": 0.58}).to_json()) + "\n")
+        for line in extra:
+            fh.write(json.dumps(line) + "\n")
     (path / "events.jsonl").write_text("", encoding="utf-8")
     if gates is not None:
         (path / "gates.json").write_text(json.dumps(gates))
     if checkpoint:
-        (path / "checkpoints").mkdir()
-        (path / "checkpoints" / "last.safetensors").write_bytes(b"")
+        import torch
+
+        from lvm_core.checkpointer import Checkpointer
+
+        meta = {"arch": "linear", "arch_params": {}, "input_dim": 2, "context_len": 1, "step": 10 * len(margins),
+                "epoch": len(margins) - 1}
+        Checkpointer(path / "checkpoints").save("last", torch.nn.Linear(2, 2), meta, {"step": meta["step"]})
     return path
 
 

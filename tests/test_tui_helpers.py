@@ -14,7 +14,7 @@ from lvm_core.errors import InputError
 from lvm_core.params import Param
 from workbench.tui.child_run import ChildRun, exit_reason, headless_command
 from workbench.tui.planform import merge, param_text, parse_inline, parse_param, relative_store, resolve_store, toml_inline, widget_id
-from workbench.tui.rundirs import JsonlTail, curves, plan_diff, read_run, scan_runs
+from workbench.tui.rundirs import JsonlTail, curves, read_run, scan_runs
 from workbench.tui.train_pane import format_eta, thin
 
 
@@ -44,19 +44,6 @@ def test_curves_index_each_metric_by_its_own_records():
     assert "flag" not in c
 
 
-def test_plan_diff_keys_losses_by_name():
-    a = {"name": "a", "model": {"arch": "mlp", "params": {"hidden": 64}},
-         "loss": [{"name": "mse", "weight": 1.0}, {"name": "cosine", "weight": 0.5}]}
-    b = {"name": "b", "model": {"arch": "mlp", "params": {"hidden": 128}},
-         "loss": [{"name": "cosine", "weight": 0.5}, {"name": "mse", "weight": 1.0}, {"name": "infonce", "weight": 0.1}]}
-    assert plan_diff(a, b) == [
-        ("name", "a", "b"),
-        ("model.params.hidden", 64, 128),
-        ("loss[infonce].weight", None, 0.1),
-    ]
-    assert plan_diff(a, a) == []
-
-
 def test_read_run_and_scan_report_broken_files_without_raising(tmp_path):
     good = tmp_path / "good-1"
     good.mkdir()
@@ -70,7 +57,7 @@ def test_read_run_and_scan_report_broken_files_without_raising(tmp_path):
     runs = {r.path.name: r for r in scan_runs(tmp_path)}
     assert set(runs) == {"good-1", "bad-1"}
     g = runs["good-1"]
-    assert (g.status, g.gate_score, g.gate_passed, g.best_text) == ("completed", 4, True, "margin_vs_last +0.125")  # named before the rename
+    assert (g.status, g.gate_score, g.gate_passed, g.best_text) == ("completed", 4, True, "val/margin_vs_last +0.125")  # named before the rename
     assert runs["bad-1"].problem.startswith("run.json: not valid JSON")
     assert read_run(tmp_path / "not-a-run").problem == "run.json missing"
     assert scan_runs(tmp_path / "absent") == []

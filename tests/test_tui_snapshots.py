@@ -66,9 +66,15 @@ def _app() -> WorkbenchApp:
     return app
 
 
-async def test_snapshot_train_screen_after_a_run():
+LAYOUT_SIZES = [(80, 24), (100, 30), (140, 42), (200, 60)]
+
+
+@pytest.mark.parametrize("size", LAYOUT_SIZES, ids=[f"{w}x{h}" for w, h in LAYOUT_SIZES])
+async def test_snapshot_train_screen_after_a_run(size):
+    """The Train screen at each size the layout adapts to (tests/test_tui_layout.py checks the
+    same sizes for overlaps; these pictures catch what a check cannot name)."""
     app = _app()
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=size) as pilot:
         records = [e.to_json() for e in scripted_events("runs/scripted-20260101-000000")]
         for i, r in enumerate(records):
             r["t"] = 1_700_000_000.0 + i
@@ -76,7 +82,7 @@ async def test_snapshot_train_screen_after_a_run():
         await pilot.pause()
         app.train_pane.add_records(records)
         app.train_pane._redraw_if_dirty()
-        assert_snapshot("train_after_run", await stable_screenshot(pilot, app))
+        assert_snapshot(f"train_after_run_{size[0]}x{size[1]}", await stable_screenshot(pilot, app))
 
 
 async def test_snapshot_help_screen():

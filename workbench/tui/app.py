@@ -78,6 +78,9 @@ class WorkbenchApp(App[int]):
 
     TITLE = "lvm-workbench"
     CSS_PATH = "app.tcss"
+    #: classes the screen gets by size, used by app.tcss to give rows and columns where they help
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-medium"), (130, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (28, "-normal"), (40, "-tall")]
     BINDINGS = [*GLOBAL_KEYS, *pane_bindings(PANE_KEYS)]
 
     def __init__(self, *, runs_dir: Path | None = None, plan_path: Path | None = None,
@@ -121,6 +124,15 @@ class WorkbenchApp(App[int]):
             with TabPane("Plugins", id="plugins"):
                 yield PluginsPane(self.host, self.host_problems, id="plugins-pane")
         yield Footer()
+
+    def on_resize(self) -> None:
+        """Below 130 columns the footer is compact and leaves out the palette's key (ctrl+p
+        still opens it; help says so): docked at the right it covered the screen's own keys."""
+        footer = self.query_one(Footer)
+        wide = self.size.width >= 130
+        if footer.show_command_palette != wide:
+            footer.compact, footer.show_command_palette = not wide, wide
+            footer.refresh(recompose=True)
 
     def on_mount(self) -> None:
         if self.host.problems or self.host_problems:

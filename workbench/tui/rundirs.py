@@ -12,11 +12,12 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import tomli
 
 from lvm_core.metric_names import current_name, upgrade_record
+from lvm_core.seed_stats import GROUP_JSON
 
 SELECT_DEFAULT = "val/cos"  # lvm_core.train.TrainConfig.select_metric
 
@@ -36,6 +37,10 @@ class RunInfo:
     problem: str | None = None
     arch: str = ""  # the model, from plan.toml
     val: dict[str, Any] = field(default_factory=dict)  # the last evaluation's metrics
+    label: str = ""  # how the table names it: the folder, or group/member for a seed group's run
+
+    def __post_init__(self) -> None:
+        self.label = self.label or self.path.name
 
     def val_text(self, key: str) -> str:
         """One number of the last evaluation (`val/cos`, `val/copy_last/cos`, ...) or '-'."""
@@ -44,11 +49,14 @@ class RunInfo:
 
     @property
     def best_text(self) -> str:
+        """The best checkpoint as the run selected it: metric (full name), value, epoch."""
         metric = current_name(str(self.best.get("metric", SELECT_DEFAULT)))  # a run from before the rename too
         value = self.best.get("value")
-        if not isinstance(value, (int, float)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
             return "-"
-        return f"{metric.split('/')[-1]} {value:+.3f}"
+        epoch = self.best.get("epoch")
+        where = f" @{epoch}" if isinstance(epoch, int) else ""
+        return f"{metric} {value:+.3f}{where}"
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -94,12 +102,23 @@ def read_run(path: Path) -> RunInfo:
 
 
 def scan_runs(runs_dir: Path) -> list[RunInfo]:
-    """Every run directory (a folder with run.json) under `runs_dir`, newest first."""
+    """Every run directory (a folder with run.json) under `runs_dir`, newest first; the member
+    runs of a seed group (`--seeds`: group.json and one run folder per seed) are listed as
+    `group/member`, so they can be marked and compared like any run."""
     if not runs_dir.is_dir():
         return []
-    dirs = [p for p in runs_dir.iterdir() if p.is_dir() and (p / "run.json").exists()]
+    dirs = []
+    for p in runs_dir.iterdir():
+        if p.is_dir() and (p / "run.json").exists():
+            dirs.append(p)
+        elif p.is_dir() and (p / GROUP_JSON).is_file():
+            dirs += [m for m in sorted(p.iterdir()) if m.is_dir() and (m / "run.json").exists()]
     dirs.sort(key=lambda p: (p / "run.json").stat().st_mtime, reverse=True)
-    return [read_run(p) for p in dirs]
+    infos = [read_run(p) for p in dirs]
+    for info in infos:
+        if info.path.parent != runs_dir:
+            info.label = f"{info.path.parent.name}/{info.path.name}"
+    return infos
 
 
 class JsonlTail:
@@ -159,18 +178,6 @@ def curves(records: list[dict[str, Any]], *, x_key: str = "step") -> dict[str, t
     return out
 
 
-def _flatten(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    if isinstance(obj, dict):
-        for k in obj:
-            yield from _flatten(obj[k], f"{prefix}.{k}" if prefix else str(k))
-    elif isinstance(obj, list) and obj and all(isinstance(x, dict) for x in obj):
-        for i, x in enumerate(obj):
-            key = f"{prefix}[{x['name']}]" if "name" in x else f"{prefix}[{i}]"
-            yield from _flatten({k: v for k, v in x.items() if k != "name"}, key)
-    else:
-        yield prefix, obj
-
-
 def read_plan(run_dir: Path) -> dict[str, Any]:
     """The plan of a run as a dict (plan.toml, as given)."""
     path = run_dir / "plan.toml"
@@ -180,11 +187,28 @@ def read_plan(run_dir: Path) -> dict[str, Any]:
         return {}
 
 
-def plan_diff(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-    """(key path, value in a, value in b) for every key whose value differs; `None` = absent.
+#: record kinds that carry metrics, and the x each is drawn against
+METRIC_KINDS = {"EvalDone": "epoch", "StepLogged": "step", "PluginMetrics": "epoch"}
 
-    Losses are keyed by name (loss[mse].weight), so reordering them is not a difference.
-    """
-    fa, fb = dict(_flatten(a)), dict(_flatten(b))
-    keys = list(fa) + [k for k in fb if k not in fa]
-    return [(k, fa.get(k), fb.get(k)) for k in keys if fa.get(k) != fb.get(k)]
+
+def metric_names(records: list[dict[str, Any]]) -> list[str]:
+    """Every numeric metric the records carry (val/..., loss/..., plugin/<plugin>/<name>), sorted
+    with the evaluation metrics first, then losses, then plugins' own."""
+    names = {k for r in records if r.get("kind") in METRIC_KINDS for k, v in (r.get("metrics") or {}).items()
+             if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    order = {"val": 0, "ood": 1, "loss": 2, "plugin": 4}
+    return sorted(names, key=lambda k: (order.get(k.split("/")[0], 3), k))
+
+
+def metric_series(records: list[dict[str, Any]], metric: str) -> tuple[str, list[float], list[float]]:
+    """(x name, xs, ys) of one metric: by epoch from evaluations and plugin lines (by step when
+    a plugin line has no epoch), by step from step lines. Non-finite values are left out."""
+    for kind, x_key in METRIC_KINDS.items():
+        recs = [r for r in records if r.get("kind") == kind and metric in (r.get("metrics") or {})]
+        if not recs:
+            continue
+        if kind == "PluginMetrics" and any(r.get("epoch") is None for r in recs):
+            x_key = "step"
+        xs, ys = curves(recs, x_key=x_key).get(metric, ([], []))
+        return x_key, xs, ys
+    return "epoch", [], []

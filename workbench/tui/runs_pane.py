@@ -1,5 +1,7 @@
-"""Runs: every run in the runs folder with status, best metric, gate score and time; mark two to
-overlay their curves and list the differences between their plans; resume or attach."""
+"""Runs: every run in the runs folder with status, model, val cos beside its baselines, best
+checkpoint, gate score and time; mark runs to overlay a metric's curves and to see the very
+comparison `lvm-workbench runs compare` prints (lvm_core/compare.py: the table with every
+baseline and the verdict against them, seed-group intervals, plan differences); resume or attach."""
 
 from __future__ import annotations
 
@@ -12,32 +14,62 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Button, DataTable, Label, Static
+from textual.containers import VerticalScroll
+from textual.widgets import Button, DataTable, Label, Select, Static
 from textual_plot import PlotWidget
 
+from lvm_core import compare as run_compare
+from lvm_core.checkpointer import Checkpointer
+from lvm_core.errors import InputError
+from lvm_core.rundir import format_table
+
 from .charts import draw_points, key_title, padded_limits
-from .rundirs import RunInfo, curves, plan_diff, read_jsonl, read_plan, scan_runs
+from .rundirs import RunInfo, metric_names, metric_series, read_jsonl, scan_runs
 from .train_pane import format_eta
 
-COMPARE_METRICS = ("val/margin_vs_last", "val/cos", "loss")
-STYLES = ("bright_cyan", "bright_magenta")
-MARKERS = ("●", "■")
+#: the metrics offered first (then every other one the marked runs logged, plugins' included)
+COMPARE_METRICS = ("val/cos", "val/margin_vs_last", "loss")
+STYLES = ("bright_cyan", "bright_magenta", "bright_yellow", "bright_green")
+MARKERS = ("●", "■", "▲", "◆")
+#: most runs marked at once (one colour and marker each in the overlay)
+MOST_MARKED = len(STYLES)
+
+
+def comparison_text(rows: list[dict[str, Any]]) -> Text:
+    """`runs compare`'s sections from lvm_core.compare, laid out for a side panel: the comparison
+    table turned (one line per column of the CLI's table, one column per run), then the seed
+    groups' intervals and the plan differences as the CLI prints them."""
+    table = run_compare.comparison_rows(rows)
+    turned = [list(col) for col in zip(*table)]
+    out = Text()
+    out.append("runs compare\n", style="bold")
+    out.append(format_table(turned) + "\n")
+    groups = run_compare.render_group_text(rows)
+    if groups:
+        out.append("\n" + groups)
+    diff = run_compare.diff_rows(rows)
+    out.append("\nplan differences\n", style="bold")
+    out.append(format_table(diff) if len(diff) > 1 else "(the resolved plans are identical)")
+    return out
 
 
 class RunsPane(Vertical):
     """The Runs tab."""
 
     KEYS = [
-        Binding("space", "mark", "Mark", tooltip="mark or unmark the run under the cursor (two are compared)"),
-        Binding("c", "compare", "Compare", tooltip="compare the two marked runs (the `runs compare` table)"),
-        Binding("r", "resume", "Resume", tooltip="resume the stopped run under the cursor"),
+        Binding("space", "mark", "Mark", tooltip="mark or unmark the run under the cursor (2 to 4 are compared)"),
+        Binding("c", "compare", "Compare", tooltip="compare the marked runs (the `runs compare` table)"),
+        Binding("r", "resume", "Resume", tooltip="resume the run under the cursor from its newest checkpoint"),
         Binding("a", "attach", "Attach", tooltip="follow the run under the cursor on Train"),
         Binding("f5", "refresh", "Refresh", tooltip="re-read the runs folder"),
-        Binding("m", "next_metric", "Metric", tooltip="compare another metric"),
+        Binding("m", "next_metric", "Metric", tooltip="overlay the next metric (plugins' own included)"),
     ]
 
     DEFAULT_CSS = """
     #compare-plot { height: 1fr; }  /* under the title: the x tick labels stay in view */
+    #compare-metric { width: 36; }
+    #compare-scroll { width: 1fr; height: 1fr; overflow-x: auto; }
+    #plan-diff { width: auto; height: auto; }
     """
 
     class ResumeRequested(Message):
@@ -56,7 +88,9 @@ class RunsPane(Vertical):
         self.runs: list[RunInfo] = []
         self.marked: list[Path] = []
         self.metric = COMPARE_METRICS[0]
-        self.diff: list[tuple[str, Any, Any]] = []
+        self.metrics: list[str] = list(COMPARE_METRICS)  # what the picker offers for the marked runs
+        self.diff: list[tuple[str, list[Any]]] = []  # lvm_core.compare.plan_diff of the compared runs
+        self.rows: list[dict[str, Any]] = []  # lvm_core.compare.run_rows of the compared runs
         self.compared: dict[str, tuple[list[float], list[float]]] = {}  # run name -> (x, metric) as drawn
 
     def compose(self) -> ComposeResult:
@@ -66,17 +100,21 @@ class RunsPane(Vertical):
             yield Button("Compare marked", compact=True, id="runs-compare")
             yield Button("Resume", compact=True, id="runs-resume")
             yield Button("Attach", compact=True, id="runs-attach")
+            yield Select([(m, m) for m in COMPARE_METRICS], value=COMPARE_METRICS[0], allow_blank=False,
+                         id="compare-metric", compact=True)
         yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="runs-compare-area"):
             with Vertical(classes="chart"):
                 yield Label("", id="compare-title", classes="chart-title")
                 yield PlotWidget(id="compare-plot", allow_pan_and_zoom=False)
-            yield Static("mark two runs with space, then press c", id="plan-diff")
+            with VerticalScroll(id="compare-scroll"):
+                yield Static("mark two runs with space, then press c", id="plan-diff")
 
     def on_mount(self) -> None:
         plot = self.query_one("#compare-plot", PlotWidget)
         plot.margin_top, plot.margin_bottom = 0, 1
-        self.query_one("#runs-table", DataTable).add_columns("", "run", "status", "model", "val cos", "copy-last", "ctx-mean", "5CAT", "time", "started")
+        self.query_one("#runs-table", DataTable).add_columns("", "run", "status", "model", "val cos", "copy-last", "ctx-mean", "best",
+                                                                 "5CAT", "time", "started")
         self.refresh_runs()
 
     def refresh_runs(self) -> None:
@@ -94,9 +132,9 @@ class RunsPane(Vertical):
             cos = r.val.get("val/cos")
             beats = [r.val.get(f"val/{b}/cos") for b in ("copy_last", "context_mean")]
             ahead = isinstance(cos, (int, float)) and all(isinstance(b, (int, float)) and cos > b for b in beats)
-            table.add_row("*" if r.path in self.marked else "", r.path.name, status, r.arch or "-",
+            table.add_row("*" if r.path in self.marked else "", r.label, status, r.arch or "-",
                           Text(r.val_text("val/cos"), style="green" if ahead else ""),
-                          r.val_text("val/copy_last/cos"), r.val_text("val/context_mean/cos"), gate,
+                          r.val_text("val/copy_last/cos"), r.val_text("val/context_mean/cos"), r.best_text, gate,
                           format_eta(r.duration_s) if r.duration_s is not None else "-", r.started[:19],
                           key=str(r.path))
         if self.runs:
@@ -127,32 +165,54 @@ class RunsPane(Vertical):
         if run.path in self.marked:
             self.marked.remove(run.path)
         else:
-            self.marked = (self.marked + [run.path])[-2:]
+            self.marked = (self.marked + [run.path])[-MOST_MARKED:]
         self.refresh_runs()
 
     def action_next_metric(self) -> None:
-        self.metric = COMPARE_METRICS[(COMPARE_METRICS.index(self.metric) + 1) % len(COMPARE_METRICS)]
-        if len(self.marked) == 2:
-            self.action_compare()
+        i = self.metrics.index(self.metric) if self.metric in self.metrics else -1
+        self.choose_metric(self.metrics[(i + 1) % len(self.metrics)])
+
+    def choose_metric(self, metric: str) -> None:
+        self.metric = metric
+        select = self.query_one("#compare-metric", Select)
+        if select.value != metric and metric in self.metrics:
+            select.value = metric
+        if len(self.marked) >= 2:
+            self.compare(self.marked)
+
+    @on(Select.Changed, "#compare-metric")
+    def _metric_chosen(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str) and event.value != self.metric:
+            self.choose_metric(event.value)
 
     def action_compare(self) -> None:
-        if len(self.marked) != 2:
-            self.say("mark two runs with space first", error=True)
+        if len(self.marked) < 2:
+            self.say("mark two runs (up to four) with space first", error=True)
             return
-        a, b = self.marked
-        self.compare(a, b)
+        self.compare(self.marked)
 
-    def compare(self, a: Path, b: Path) -> None:
-        """Overlay the chosen metric of runs a and b, and list their plan differences."""
-        kind, x_key = ("StepLogged", "step") if self.metric == "loss" else ("EvalDone", "epoch")
+    def _offer_metrics(self, records: list[list[dict[str, Any]]]) -> None:
+        """The picker offers the usual three, then every metric some marked run logged."""
+        found = {m for recs in records for m in metric_names(recs)}
+        self.metrics = [m for m in COMPARE_METRICS] + [m for m in sorted(found, key=lambda k: (k.startswith("plugin/"), k))
+                                                        if m not in COMPARE_METRICS]
+        select = self.query_one("#compare-metric", Select)
+        with select.prevent(Select.Changed):
+            select.set_options([(m, m) for m in self.metrics])
+            select.value = self.metric if self.metric in self.metrics else self.metrics[0]
+
+    def compare(self, paths: list[Path]) -> None:
+        """Overlay the chosen metric of the runs and show `runs compare`'s table for them."""
+        records = [read_jsonl(path / "metrics.jsonl") for path in paths]
+        self._offer_metrics(records)
         self.compared = {}
         drawn = []
-        for path, style, marker in zip((a, b), STYLES, MARKERS):
-            recs = [r for r in read_jsonl(path / "metrics.jsonl") if r.get("kind") == kind]
-            series = curves(recs, x_key=x_key).get(self.metric)
-            if series:
-                self.compared[path.name] = (list(series[0]), list(series[1]))
-                drawn.append((path.name[:30], list(series[0]), list(series[1]), style, marker))
+        x_key = "epoch"
+        for path, recs, style, marker in zip(paths, records, STYLES, MARKERS):
+            x_key, xs, ys = metric_series(recs, self.metric)
+            if ys:
+                self.compared[path.name] = (xs, ys)
+                drawn.append((path.name[:30], xs, ys, style, marker))
         # a marker per point where a point is an epoch; a step curve is dense: small dots, no joins
         many = any(len(xs) > 60 for _n, xs, _y, _s, _m in drawn)
         xs_all = [x for _n, xs, _y, _s, _m in drawn for x in xs]
@@ -165,37 +225,42 @@ class RunsPane(Vertical):
                     ylim=padded_limits(ys_all) if ys_all else None)
         self.query_one("#compare-title", Label).update(key_title(
             f"{self.metric} by {x_key}", [(path.name[-15:], style, marker)
-                                                    for path, style, marker in zip((a, b), STYLES, MARKERS)]))
-        self.diff = plan_diff(read_plan(a), read_plan(b))
+                                         for path, style, marker in zip(paths, STYLES, MARKERS)]))
         text = Text()
-        for (path, style, marker) in zip((a, b), STYLES, MARKERS):
+        for path, style, marker in zip(paths, STYLES, MARKERS):
             xs, ys = self.compared.get(path.name, ([], []))
             text.append(f"{marker} {path.name}", style=style)
-            if ys:
-                best = max(ys) if self.metric != "loss" else min(ys)
-                text.append(f": {self.metric} last {ys[-1]:+.3f} ({x_key} {xs[-1]:g}), best {best:+.3f}\n")
-            else:
-                text.append(f": no {self.metric} recorded\n")
-        text.append("plan differences\n", style="bold")
-        if not self.diff:
-            text.append("none: the plans are the same\n")
-        for key, va, vb in self.diff:
-            text.append(f"{key}: ")
-            text.append(f"{va!r}", style="cyan")
-            text.append(" -> ")
-            text.append(f"{vb!r}\n", style="magenta")
+            text.append(f": {self.metric} last {ys[-1]:+.4f} ({x_key} {xs[-1]:g})\n" if ys
+                        else f": no {self.metric} recorded\n")
+        try:
+            self.rows = run_compare.run_rows(paths)
+        except (InputError, OSError, ValueError) as exc:
+            self.rows, self.diff = [], []
+            text.append(f"\ncannot compare: {exc}", style="red")
+        else:
+            self.diff = run_compare.plan_diff([r.get("resolved", {}) for r in self.rows])
+            text.append("\n")
+            text.append_text(comparison_text(self.rows))
         self.query_one("#plan-diff", Static).update(text)
 
     def action_resume(self) -> None:
+        """Resume from the newest complete checkpoint generation (what `--resume D` takes);
+        refuse in one line when the run has none."""
         run = self.current()
         if run is None:
             return
         if run.status not in ("stopped", "failed", "diverged"):
-            self.say(f"{run.path.name} is {run.status}; only a stopped run can be resumed", error=True)
+            self.say(f"{run.label} is {run.status}; only a stopped, failed or diverged run can be resumed", error=True)
             return
-        if not (run.path / "checkpoints" / "last.safetensors").is_file():
-            self.say(f"{run.path.name} has no checkpoints/last.safetensors to resume from", error=True)
+        try:
+            gen = Checkpointer(run.path / "checkpoints").pick("last")
+        except InputError as exc:
+            self.say(f"{run.label}: cannot resume: {exc.line()}", error=True)
             return
+        if gen is None:
+            self.say(f"{run.label}: no complete checkpoint in {run.path / 'checkpoints'} to resume from", error=True)
+            return
+        self.say(f"resuming {run.label} from {gen.name} (step {gen.step})")
         self.post_message(self.ResumeRequested(run.path))
 
     def action_attach(self) -> None:

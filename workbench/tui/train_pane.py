@@ -10,6 +10,7 @@ four times a second, from per-kind lists kept as records arrive, thinned to MAX_
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -30,7 +31,24 @@ BASELINES = (("copy_last", "red"), ("context_mean", "yellow"))
 REDRAW_S = 0.5
 #: most points drawn per curve; longer curves are thinned evenly (the last point always kept)
 MAX_POINTS = 600
-EPOCH_COLUMNS = ("epoch", "step", "loss", "val cos", "margin_vs_last", "copy-last cos", "ctx-mean cos", "R@1_no_context")
+#: short headers: all eight columns fit the table's share of a 100-column screen
+#: (the metric names in full where two numbers share a short name: docs/metrics.md)
+EPOCH_COLUMNS = ("ep", "step", "loss", "cos", "margin_vs_last", "copy-l", "ctx-m", "R@1_no_context")
+#: weight of the exponential moving average the smoothing toggle draws (TensorBoard's slider)
+SMOOTH_WEIGHT = 0.9
+
+
+def smooth(values: list[float], weight: float = SMOOTH_WEIGHT) -> list[float]:
+    """Exponential moving average, started at the first value: s[i] = w*s[i-1] + (1-w)*v[i]."""
+    out: list[float] = []
+    for v in values:
+        out.append(v if not out else weight * out[-1] + (1.0 - weight) * v)
+    return out
+
+
+def short_name(metric: str) -> str:
+    """A legend name: `loss` is the total, `loss/mse` its mse term (the prefix says nothing)."""
+    return "total" if metric == "loss" else metric.split("/", 1)[-1]
 
 
 def thin(values: list[float], most: int) -> list[float]:
@@ -41,6 +59,15 @@ def thin(values: list[float], most: int) -> list[float]:
     return [values[round(i * (n - 1) / (most - 1))] for i in range(most)]
 
 
+def fit_parts(parts: list[str], width: int) -> str:
+    """The parts joined by " · ", leaving out the last ones until the line fits `width` (the
+    status and the step are the first two and always stay): a line cut mid-word says less."""
+    keep = list(parts)
+    while len(keep) > 2 and width > 0 and len(" · ".join(keep)) > width:
+        keep.pop()
+    return " · ".join(keep)
+
+
 def _fmt(value: Any, spec: str = ".3f") -> str:
     return format(value, spec) if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
 
@@ -49,8 +76,15 @@ class TrainPane(Vertical):
     """The Train tab: everything about the run in progress (or the last one)."""
 
     CHARTS = ("cos", "margin_vs_last")
-    KEYS = [Binding("m", "toggle_chart", "Cos/margin", tooltip="switch the right chart between val cosine and "
-                                                               "margin_vs_last (over the last context chunk)")]
+    KEYS = [
+        Binding("m", "toggle_chart", "Cos/margin", tooltip="switch the right chart between val cosine and "
+                                                                 "margin_vs_last (over the last context chunk)"),
+        Binding("e", "toggle_smooth", "Smooth", tooltip=f"smooth the loss curves (moving average, weight {SMOOTH_WEIGHT}) or show them raw"),
+        Binding("left", "cursor(-1)", "Cursor back", key_display="←", show=False,
+                tooltip="move the chart cursor an epoch back: every series read out at that epoch and its step"),
+        Binding("right", "cursor(1)", "Cursor on", key_display="→", show=False,
+                tooltip="move the chart cursor an epoch on (past the newest: the cursor is off)"),
+    ]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -64,6 +98,9 @@ class TrainPane(Vertical):
         self.total_steps = 0
         self.step = 0
         self.chart = "margin_vs_last"
+        self.smoothing = False
+        self.cursor: int | None = None  # index into eval_records; None: no cursor
+        self.readout = ""  # the cursor's line: every series at its epoch and step
         self.alerts: list[dict[str, Any]] = []
         self.epochs_shown = 0
         self._dirty = False  # the status line and progress bar
@@ -83,6 +120,7 @@ class TrainPane(Vertical):
             with Vertical(classes="chart"):
                 yield Label("", id="val-title", classes="chart-title")
                 yield PlotWidget(id="val-plot", allow_pan_and_zoom=False)
+        yield Label("", id="chart-readout")
         with Horizontal(id="train-sparks"):
             yield Label("loss", id="loss-spark-label", classes="spark-label")
             yield Sparkline([], id="loss-spark")
@@ -102,6 +140,11 @@ class TrainPane(Vertical):
         self._set_val_title()
         self.set_interval(REDRAW_S, self._redraw_if_dirty)
 
+    def on_resize(self) -> None:
+        """The status line and the charts' keys are fitted to the width they have: fit them
+        again at the next tick."""
+        self._dirty = self._loss_dirty = self._val_dirty = True
+
     def first_focus(self) -> Any:
         """Where the focus goes when the screen is shown: the epoch table (the charts' own
         zoom and pan keys would fill the footer)."""
@@ -117,6 +160,8 @@ class TrainPane(Vertical):
         self.alerts.clear()
         self.device = ""
         self.status, self.step, self.total_steps, self.epochs_shown = "starting", 0, 0, 0
+        self.cursor, self.readout = None, ""
+        self.query_one("#chart-readout", Label).update("", layout=False)
         self.run_dir = None
         self._started_at, self._first_step = time.monotonic(), None
         self.query_one("#epoch-table", DataTable).clear()
@@ -222,17 +267,16 @@ class TrainPane(Vertical):
         last = self.step_records[-1] if self.step_records else None
         samples = f"{last['samples_per_s']:.0f} samples/s" if last and last.get("samples_per_s") else ""
         rate, eta = self.rate_and_eta()
-        parts = [self.status]
-        if self.device:
-            parts.append(f"on {self.device}")
-        parts.append(f"step {self.step}/{self.total_steps or '?'}")
-        if samples:
-            parts.append(samples)
+        parts = [self.status, f"step {self.step}/{self.total_steps or '?'}"]  # by importance: the tail gives way
         if self.status == "running":
             parts.append(f"ETA {format_eta(eta)}")
+        if samples:
+            parts.append(samples)
+        if self.device:
+            parts.append(f"on {self.device}")
         if self.run_dir:
-            parts.append(str(self.run_dir))
-        text = "  ·  ".join(parts)
+            parts.append(Path(str(self.run_dir)).name)
+        text = fit_parts(parts, self.query_one("#train-status", Static).content_region.width)
         if self._shown[:1] != (text,):
             self.query_one("#train-status", Static).update(text, layout=False)
         if self.total_steps and self._shown[1:] != (self.total_steps, self.step):
@@ -245,18 +289,75 @@ class TrainPane(Vertical):
         self._val_dirty = True
         self._redraw_if_dirty()
 
+    def action_toggle_smooth(self) -> None:
+        self.smoothing = not self.smoothing
+        self._loss_dirty = True
+        self._redraw_if_dirty()
+
+    def action_cursor(self, delta: int) -> None:
+        """Move the chart cursor by `delta` epochs; from no cursor, `←` starts at the newest."""
+        n = len(self.eval_records)
+        if not n:
+            return
+        if self.cursor is None:
+            self.cursor = n - 1 if delta < 0 else None
+        else:
+            moved = self.cursor + delta
+            self.cursor = None if moved >= n else max(0, moved)
+        self._loss_dirty = self._val_dirty = True
+        self._redraw_if_dirty()
+
+    def cursor_values(self) -> tuple[dict[str, Any], dict[str, float]]:
+        """(the evaluation under the cursor, every loss term at the last logged step up to its step)."""
+        if self.cursor is None or not self.eval_records:
+            return {}, {}
+        rec = self.eval_records[min(self.cursor, len(self.eval_records) - 1)]
+        step = rec.get("step")
+        losses: dict[str, float] = {}
+        for name, (xs, ys) in self.loss_series().items():
+            at = [y for x, y in zip(xs, ys) if isinstance(step, (int, float)) and x <= step]
+            if at:
+                losses[name] = at[-1]
+        return rec, losses
+
+    def _update_readout(self) -> None:
+        rec, losses = self.cursor_values()
+        if not rec:
+            text = ""
+        else:
+            m = rec.get("metrics") or {}
+            vals = [f"{name} {_fmt(m.get(key), '+.4f' if self.chart != 'cos' else '.4f')}"
+                    for name, key in (("model", f"val/{self.chart}"), ("copy-last", f"val/copy_last/{self.chart}"),
+                                      ("ctx-mean", f"val/context_mean/{self.chart}"))]
+            text = (f"epoch {rec.get('epoch')} step {rec.get('step')}: val {self.chart} " + ", ".join(vals)
+                    + " | " + ", ".join(f"{short_name(k)} {v:.4g}" for k, v in sorted(losses.items())))
+        self.readout = text
+        self.query_one("#chart-readout", Label).update(text, layout=False)
+
     def _set_val_title(self, keys: list[tuple[str, str]] = ()) -> None:
         self._title("#val-title", f"val {self.chart}", keys)
 
     def _title(self, selector: str, text: str, keys: list[tuple[str, str]]) -> None:
-        """A chart's title with its key (`█ name` in each line's colour). The plots' own legends
-        are not used: every legend update costs a layout pass of the whole screen, and the title
-        is a fixed box whose text changes without one."""
-        title = Text(text + (" " if keys else ""), style="")
-        for name, style in keys:
-            title.append("  █", style=style)
-            title.append(f" {name}")
-        self.query_one(selector, Label).update(title, layout=False)
+        """A chart's title with its key (`█ name` in each line's colour), two fixed rows so
+        that four loss terms keep every name at 100 columns. The plots' own legends are not
+        used: every legend update costs a layout pass of the whole screen, and the title is a
+        fixed box whose text changes without one."""
+        label = self.query_one(selector, Label)
+        width = label.content_region.width
+        title = Text(text)
+        used = len(text)
+        for name, style in keys:  # a key never splits from its name: a key that does not fit starts a row
+            piece = 4 + len(name)
+            if width and used + piece > width and used:
+                title.append("\n")
+                used = 0
+            else:
+                title.append("  ")
+                used += 2
+            title.append("█ ", style=style)
+            title.append(name)
+            used += piece - 2
+        label.update(title, layout=False)
 
     def series(self) -> tuple[dict[str, tuple[list[float], list[float]]], dict[str, tuple[list[float], list[float]]]]:
         """(loss terms by step, validation metrics by epoch) from the records so far."""
@@ -277,16 +378,30 @@ class TrainPane(Vertical):
         if self._val_dirty:
             self._val_dirty = False
             self._draw_val(curves(self.eval_records, x_key="epoch"))
+            self._update_readout()
+
+    def _cursor_line(self, plot: PlotWidget, x: float, ys: list[float]) -> None:
+        finite = [y for y in ys if math.isfinite(y)]
+        if finite:
+            lo, hi = padded_limits(finite)
+            plot.plot([x, x], [lo, hi], line_style="grey50")
 
     def _draw_losses(self, losses: dict[str, tuple[list[float], list[float]]]) -> None:
         loss_plot = self.query_one("#loss-plot", PlotWidget)
         loss_plot.clear()
         keys = []
+        drawn: list[float] = []
         for i, (name, (xs, ys)) in enumerate(sorted(losses.items())):
             style = LINE_STYLES[i % len(LINE_STYLES)]
-            loss_plot.plot(thin(xs, MAX_POINTS), thin(ys, MAX_POINTS), line_style=style, label=name)
-            keys.append((name, style))
-        self._title("#loss-title", "loss by step", keys if len(keys) > 1 else [])
+            shown = smooth(ys) if self.smoothing else ys
+            loss_plot.plot(thin(xs, MAX_POINTS), thin(shown, MAX_POINTS), line_style=style, label=name)
+            drawn += shown
+            keys.append((short_name(name), style))
+        rec, _ = self.cursor_values()
+        if rec and isinstance(rec.get("step"), (int, float)):
+            self._cursor_line(loss_plot, float(rec["step"]), drawn)
+        title = f"loss by step{f' (smoothed {SMOOTH_WEIGHT})' if self.smoothing else ''}"
+        self._title("#loss-title", title, keys if len(keys) > 1 else [])
         if "loss" in losses:
             self._spark("loss", losses["loss"][1][-60:], ".3g")
 
@@ -307,6 +422,9 @@ class TrainPane(Vertical):
                                       if evals.get(f"val/{b}/{self.chart}")]
             val_plot.set_ylimits(*padded_limits(shown))  # every baseline inside the axes, drawn
             val_plot.set_ylabel(f"val {self.chart}")
+            rec, _ = self.cursor_values()
+            if rec and isinstance(rec.get("epoch"), (int, float)):
+                self._cursor_line(val_plot, float(rec["epoch"]), shown)
             val_plot.plot(*model, line_style="bright_cyan", label="model")
             val_plot.scatter(*model, marker="●", marker_style="bright_cyan")  # one epoch is one point
             keys.insert(0, ("model", "bright_cyan"))
