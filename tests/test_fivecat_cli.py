@@ -78,3 +78,11 @@ def test_on_the_bundled_real_data(tmp_path, capsys):
     assert oracle["A"] and oracle["B"] and oracle["D"]
     a = doc["gates"]["A"]["metrics"]["val"]["model"]
     assert a["k=0"] == pytest.approx(1.0, abs=1e-3) and a["best_k"] == 0
+
+
+def test_5cat_seed_is_not_taken_for_an_abbreviation_of_the_top_level_seeds():
+    """`5cat --seed 1` was refused: "ambiguous option: --seed could match --seeds, --seed-splits"."""
+    from workbench.cli import build_parser
+
+    args = build_parser().parse_args(["5cat", "--model", "copy_last", "--val", "store", "--seed", "1"])
+    assert args.seed == 1 and args.seeds is None

@@ -9,7 +9,7 @@ import re
 import pytest
 from textual.geometry import Region
 from textual.widget import Widget
-from textual.widgets import DataTable, Label, Static
+from textual.widgets import DataTable, Label, RichLog, Static
 from textual_plot import PlotWidget
 
 from workbench.tui.app import WorkbenchApp
@@ -83,6 +83,9 @@ async def test_no_two_widgets_overlap_and_the_status_line_is_whole(host, tmp_pat
         text = str(status.render())
         assert text.startswith("completed") and "step 12/12" in text
         assert len(text) <= status.content_region.width, f"cut at {size}: {text!r}"
+        # the alerts wrap inside their column (RichLog drew at 78 columns at least: a cut line)
+        alerts = app.query_one("#alerts", RichLog)
+        assert alerts.lines and all(line.cell_length <= alerts.scrollable_content_region.width for line in alerts.lines)
         # every legend name whole: the titles wrap inside their fixed rows
         for title_id, names in (("#loss-title", ("total", "mse", "directional_margin", "infonce", "cosine")),
                                 ("#val-title", ("model", "copy-last", "ctx-mean"))):

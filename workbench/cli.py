@@ -24,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lvm-workbench",
         description="Train, watch and gate next-embedding models. With no arguments, opens the workbench screen.",
+        # no abbreviations: the top-level parser would read a subcommand's `5cat --seed 1` as an
+        # ambiguous short form of its own --seeds / --seed-splits and refuse it
+        allow_abbrev=False,
     )
     # --plan is the same option: torchrun's own parser takes `--run` for its ambiguous `--run-path`
     parser.add_argument("--run", "--plan", dest="run", metavar="PLAN",

@@ -116,7 +116,7 @@ class WorkbenchApp(App[int]):
             with TabPane("Train", id="train"):
                 yield TrainPane(id="train-pane")
             with TabPane("Gates", id="gates"):
-                yield GatesPane(self.runs_dir, id="gates-pane")
+                yield GatesPane(self.runs_dir, gate_names=self.gate_names(), id="gates-pane")
             with TabPane("Data", id="data"):
                 yield DataPane(self.host, id="data-pane")
             with TabPane("Runs", id="runs"):
@@ -124,6 +124,14 @@ class WorkbenchApp(App[int]):
             with TabPane("Plugins", id="plugins"):
                 yield PluginsPane(self.host, self.host_problems, id="plugins-pane")
         yield Footer()
+
+    def gate_names(self) -> list[str]:
+        """Every registered gate for the Gates checklist: the default battery first, then the
+        other built-ins and third-party gates by name."""
+        from lvm_core.evaluation import DEFAULT_GATES
+
+        names = sorted(self.host.items.get("gate", {}))
+        return [g for g in DEFAULT_GATES if g in names] + [g for g in names if g not in DEFAULT_GATES]
 
     def on_resize(self) -> None:
         """Below 130 columns the footer is compact and leaves out the palette's key (ctrl+p

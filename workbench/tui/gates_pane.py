@@ -4,6 +4,11 @@ k = -3..+3 beside the baselines and the oracle, ablation deltas, rollout per ste
 
 The battery runs as a child process (`lvm-workbench 5cat ... --json`): one code path with the
 command line, and a crash or a bad checkpoint there is a message here, never a dead screen.
+A checkpoint that knows its split (lvm_core.split_guard) is scored on its own val part, as
+`5cat` does; the screen names the samples it scored (split, count, articles, seed), shows the
+verdict against every baseline with its interval (the run's fitted ridge and frame weights
+too, in a run's own gates.json), and the gates to run are chosen from a checklist of every
+registered gate, built-in or third-party, like `5cat --gate`.
 """
 
 from __future__ import annotations
@@ -20,8 +25,12 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Button, DataTable, Input, Label, Select, Static
+from textual.widgets import Button, DataTable, Input, Label, Select, SelectionList, Static
 from textual_plot import PlotWidget
+
+from lvm_core.errors import InputError
+from lvm_core.evaluation import DEFAULT_GATES
+from lvm_core.split_guard import CheckpointSplit, resolve_checkpoint_split
 
 from .charts import draw_points, key_title, padded_limits, value_table
 
@@ -93,6 +102,77 @@ def profile_table(profile: dict[str, list[float]]) -> Text:
                         for p in order], corner="mean cos", highlight_max=True)
 
 
+def own_split(model: str) -> CheckpointSplit | None:
+    """What a checkpoint says about its split (None for a baseline, an original .pt or an
+    unreadable file: then `5cat` decides and says so)."""
+    path = Path(model).expanduser()
+    if model in BASELINE_MODELS or path.suffix == ".pt" or not path.is_file():
+        return None
+    from lvm_core.checkpoint import read_checkpoint_meta
+
+    try:
+        return resolve_checkpoint_split(path, read_checkpoint_meta(path))
+    except (InputError, OSError, ValueError):
+        return None
+
+
+def samples_line(doc: dict[str, Any]) -> str:
+    """Which samples were scored: per split its store, the part of which split file, how many
+    samples from how many articles, and the seed that drew them."""
+    split = doc.get("split") or {}
+    status = split.get("status", "unknown")
+    if "split" not in doc:  # a run's own gates.json: the in-training battery on the run's split
+        which = "the run's own split, in training"
+    elif status in ("own", "given"):
+        where = f"part {split.get('part', 'val')} of {split.get('file') or 'the recorded split'}"
+        which = f"{'its own split' if status == 'own' else 'given split'}, {where}"
+    else:
+        which = f"split: {status}"
+    seed = (doc.get("config") or {}).get("seed")
+    parts = []
+    for name, info in (doc.get("splits") or {}).items():
+        store = Path(str(info.get("store", ""))).name or "?"
+        parts.append(f"{name} {store}: {info.get('samples')} samples from {info.get('articles')} articles")
+    return f"scored {'; '.join(parts)} ({which}; seed {seed})"
+
+
+def verdict_text(doc: dict[str, Any]) -> Text:
+    """The verdict against the baselines, per split: the gain over each baseline (copy-last,
+    context mean, and fitted ridge / frame weights when the battery had them) with its paired
+    bootstrap interval over articles, and each baseline's own cos."""
+    summary = doc.get("beats_baselines")
+    text = Text()
+    if not summary:
+        return text
+    level = summary.get("level")
+    text.append(f"beats the baselines ({round(level * 100) if level else 95}% interval over articles): ", style="bold")
+    passed = summary.get("passed")
+    text.append("yes\n" if passed else "no\n", style="green" if passed else "bold red")
+    for split, sp in summary.get("splits", {}).items():
+        text.append(f"{split} ", style="bold")
+        text.append("yes" if sp.get("passed") else "no", style="green" if sp.get("passed") else "red")
+        text.append(f", model cos {_num(sp.get('cos'))}\n")
+        for b, g in sp.get("against", {}).items():
+            mark = "ok" if isinstance(g.get("lo"), (int, float)) and g["lo"] > 0 else " x"
+            text.append(f"  {mark} vs {SHORT.get(b, b):<13} cos {_num(g.get('cos'))}  gain {_num(g.get('mean'), '+.4f')} "
+                        f"[{_num(g.get('lo'), '+.4f')}, {_num(g.get('hi'), '+.4f')}]\n")
+    return text
+
+
+def _num(v: Any, spec: str = ".4f") -> str:
+    return format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else "n/a"
+
+
+def run_gates_json(model: str) -> Path | None:
+    """The gates.json of the run a checkpoint belongs to (its in-training battery, with the
+    run's fitted baselines), found up to three folders above the file."""
+    here = Path(model).expanduser().resolve().parent
+    for folder in (here, *list(here.parents)[:3]):
+        if (folder / "run.json").is_file():
+            return folder / "gates.json" if (folder / "gates.json").is_file() else None
+    return None
+
+
 def _metric_line(doc: dict[str, Any], gate: str, split: str = "val") -> str:
     values = doc.get("gates", {}).get(gate, {}).get("metrics", {}).get(split, {}).get("model", {})
     shown = [f"{k} {v:+.3f}" for k, v in values.items() if isinstance(v, (int, float)) and k not in ("samples", "horizon")]
@@ -110,11 +190,18 @@ class GatesPane(Vertical):
     #gates-profile-table { height: auto; }
     #gates-side { width: 2fr; height: 1fr; }
     #gates-checks { padding: 0 1; }
+    #gates-choose { width: 30; height: 7; }
+    #gates-run-col { width: 1fr; height: auto; }
+    #gates-top { height: auto; }
+    #gates-scored, #gates-verdict { padding: 0 1; height: auto; }
     """
 
-    def __init__(self, runs_dir: Path, **kwargs: Any) -> None:
+    def __init__(self, runs_dir: Path, gate_names: list[str] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.runs_dir = runs_dir
+        #: every registered gate (built-in and third-party), in the checklist
+        self.gate_names = list(gate_names or DEFAULT_GATES)
+        self.args: list[str] = []  # the last 5cat command line's arguments
         self.val_store: str = ""
         self.ood_store: str = ""
         self.doc: dict[str, Any] | None = None
@@ -123,16 +210,22 @@ class GatesPane(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("pick a checkpoint (or a baseline) and press g", id="gates-status")
-        with Horizontal(classes="field"):
-            yield Label("model", classes="field-label")
-            yield Select([], id="gates-model", prompt="a checkpoint or a baseline", compact=True)
-        with Horizontal(classes="field"):
-            yield Label("or path", classes="field-label")
-            yield Input(id="gates-path", placeholder="a .safetensors or original .pt checkpoint", compact=True)
-        with Horizontal(classes="field"):
-            yield Label("samples", classes="field-label")
-            yield Input("1000", id="gates-n", type="integer", compact=True)
-            yield Button("Run 5CAT", id="gates-run", compact=True)
+        with Horizontal(id="gates-top"):
+            with Vertical(id="gates-run-col"):
+                with Horizontal(classes="field"):
+                    yield Label("model", classes="field-label")
+                    yield Select([], id="gates-model", prompt="a checkpoint or a baseline", compact=True)
+                with Horizontal(classes="field"):
+                    yield Label("or path", classes="field-label")
+                    yield Input(id="gates-path", placeholder="a .safetensors or original .pt checkpoint", compact=True)
+                with Horizontal(classes="field"):
+                    yield Label("samples/seed", classes="field-label")
+                    yield Input("1000", id="gates-n", type="integer", compact=True)
+                    yield Input("0", id="gates-seed", type="integer", compact=True)
+                    yield Button("Run 5CAT", id="gates-run", compact=True)
+                yield Static("", id="gates-scored")
+            yield SelectionList[str](*[(name, name, name in DEFAULT_GATES) for name in self.gate_names],
+                                     id="gates-choose")
         yield DataTable(id="gates-table", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="gates-bottom"):
             with Vertical(id="gates-plot-col"):
@@ -140,6 +233,7 @@ class GatesPane(Vertical):
                 yield PlotWidget(id="gates-plot", allow_pan_and_zoom=False)
                 yield Static("", id="gates-profile-table")
             with VerticalScroll(id="gates-side"):
+                yield Static("", id="gates-verdict")
                 yield Static("", id="gates-checks")
                 yield Static("", id="gates-detail")
 
@@ -150,6 +244,7 @@ class GatesPane(Vertical):
                           for p in ("model", "copy_last", "context_mean", "oracle")])
 
     def on_mount(self) -> None:
+        self.query_one("#gates-choose", SelectionList).border_title = "gates (5cat --gate)"
         self.query_one("#gates-table", DataTable).add_columns("gate", "title", "verdict", "checks")
         plot = self.query_one("#gates-plot", PlotWidget)
         plot.margin_top, plot.margin_bottom, plot.margin_left = 0, 1, 6
@@ -196,18 +291,45 @@ class GatesPane(Vertical):
             return
         try:
             samples = int(self.query_one("#gates-n", Input).value)
+            seed = int(self.query_one("#gates-seed", Input).value or 0)
         except ValueError:
-            self.say("samples: expected an integer", error=True)
+            self.say("samples and seed: expected integers", error=True)
             return
-        args = ["--model", model, "--val", self.val_store, "--samples", str(samples)]
-        split = Path(model).parent.parent / "split.json"
-        if split.is_file():
-            args += ["--split-file", str(split), "--val-part", "val"]
+        gates = list(self.query_one("#gates-choose", SelectionList).selected)
+        if not gates:
+            self.say("choose at least one gate in the list", error=True)
+            return
+        args = ["--model", model, "--val", self.val_store, "--samples", str(samples), "--seed", str(seed)]
+        for name in gates:
+            args += ["--gate", name]
+        known = own_split(model)
+        scope = "the whole store (split: unknown)" if known is None or not known.known else "its own val part"
+        if known is not None and known.split is not None and known.path is not None:
+            args += ["--split-file", str(known.path), "--val-part", "val"]
+            scope = f"the val part of {known.path}"
         if self.ood_store:
             args += ["--ood", self.ood_store]
         self.running = True
-        self.say(f"running 5CAT on {model} ({samples} samples per split) ...")
+        self.args = args
+        self.say(f"running 5CAT on {model}: {scope}, {samples} samples per split, seed {seed} ...")
         self._run(args)
+
+    @on(Select.Changed, "#gates-model")
+    def _model_chosen(self, event: Select.Changed) -> None:
+        """A run's checkpoint: show that run's own gates.json (its in-training battery, with
+        the fitted baselines) until g scores the checkpoint here."""
+        if not isinstance(event.value, str) or self.running:
+            return
+        found = run_gates_json(event.value)
+        if found is None:
+            return
+        try:
+            doc = json.loads(found.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            self.say(f"{found}: not readable ({exc})", error=True)
+            return
+        self.show(doc)
+        self.say(f"the run's own battery ({found}); g scores {Path(event.value).name} here")
 
     @work(exclusive=True, group="gates", exit_on_error=False)
     async def _run(self, args: list[str]) -> None:
@@ -220,6 +342,7 @@ class GatesPane(Vertical):
             self.running = False
             if proc.returncode not in (0, 3) or not out.is_file():
                 lines = [ln for ln in stderr.decode(errors="replace").splitlines() if ln.strip()]
+                # the child's own line names the path as it was typed (it is passed on unchanged)
                 self.say(f"5CAT failed (exit {proc.returncode}): {lines[-1] if lines else 'no message'}", error=True)
                 return
             self.show(json.loads(out.read_text(encoding="utf-8")))
@@ -239,6 +362,8 @@ class GatesPane(Vertical):
         table.styles.height = table.row_count + 1
         self.show_profile(offset_profile(doc))
         self.show_checks(next(iter(doc.get("gates", {})), None))
+        self.query_one("#gates-scored", Static).update(samples_line(doc) if doc.get("splits") else "")
+        self.query_one("#gates-verdict", Static).update(verdict_text(doc))
         detail = Text()
         detail.append(f"score {doc.get('score')}/{doc.get('max_score')}  ", style="bold")
         detail.append("PASSED\n" if doc.get("passed") else "FAILED\n", style="green" if doc.get("passed") else "bold red")

@@ -128,7 +128,8 @@ class TrainPane(Vertical):
             yield Sparkline([], id="margin-spark")
         with Horizontal(id="train-bottom"):
             yield DataTable(id="epoch-table", cursor_type="row", zebra_stripes=True)
-            yield RichLog(id="alerts", wrap=True, markup=False, max_lines=200)
+            # min_width: RichLog renders at 78 columns at least, so a narrow column cut every line
+            yield RichLog(id="alerts", wrap=True, markup=False, max_lines=200, min_width=12)
 
     def on_mount(self) -> None:
         self.query_one("#epoch-table", DataTable).add_columns(*EPOCH_COLUMNS)
