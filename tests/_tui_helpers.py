@@ -17,6 +17,7 @@ import pytest
 import tomli
 import tomli_w
 
+from workbench.hookspecs import hookimpl
 from lvm_core.events import Alert, CheckpointSaved, EpochEnded, EvalDone, RunEnded, RunStarted, StepLogged
 
 
@@ -89,6 +90,14 @@ def append_events(run_dir: Path, events: list[Any]) -> None:
         name = "metrics.jsonl" if ev.kind in METRICS_KINDS else "events.jsonl"
         with (run_dir / name).open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(ev.to_json()) + "\n")
+
+
+class BrokenLosses:
+    """A plugin whose loss registration raises: the host disables it, the app keeps working."""
+
+    @hookimpl
+    def register_losses(self, register):
+        raise RuntimeError("cannot import my_cuda_kernel")
 
 
 class ScriptedRun:

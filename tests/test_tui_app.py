@@ -13,26 +13,25 @@ import pytest
 from textual.widgets import Checkbox, DataTable, Input, RichLog, Select, SelectionList, Static, TabbedContent
 from textual_plot import PlotWidget
 
-from workbench.hookspecs import hookimpl
 from workbench.plugin_host import load_plugins
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.data_pane import DiagnosticDone
 from workbench.tui.dialogs import ConfirmScreen, HelpScreen
 from workbench.tui.train_pane import TrainPane
 
-from ._tui_helpers import until as _until, ScriptedRun, append_events, host, settle, tui_state_dir, write_run  # noqa: F401 (fixtures)
+from ._tui_helpers import until as _until, BrokenLosses, ScriptedRun, append_events, host, settle, tui_state_dir, write_run  # noqa: F401 (fixtures)
 from .conftest import make_tiny_store
 
 SIZE = (120, 40)
 
 
-async def test_plugins_screen_lists_items_and_shows_a_failing_plugin():
-    class Broken:
-        @hookimpl
-        def register_losses(self, register):
-            raise RuntimeError("cannot import my_cuda_kernel")
+def alerts_text(app) -> str:
+    """The alerts as one line of words (the log wraps them to its column's width)."""
+    return " ".join(" ".join(str(line.text) for line in app.query_one("#alerts", RichLog).lines).split())
 
-    host = load_plugins(extra_plugins=[("broken_losses", Broken())])
+
+async def test_plugins_screen_lists_items_and_shows_a_failing_plugin():
+    host = load_plugins(extra_plugins=[("broken_losses", BrokenLosses())])
     app = WorkbenchApp(host=host)
     async with app.run_test(size=SIZE) as pilot:
         app.action_tab("plugins")
@@ -161,7 +160,7 @@ async def test_a_crashing_run_is_shown_and_the_app_keeps_working(tmp_path, host)
         await pilot.press("ctrl+t")
         pane = app.query_one(TrainPane)
         assert await _until(pilot, lambda: pane.status == "failed")
-        log = "\n".join(str(line.text) for line in app.query_one("#alerts", RichLog).lines)
+        log = alerts_text(app)
         assert "the run ended early (failed)" in log and "RuntimeError: CUDA out of memory" in log
         assert not app.training and app.result == {"status": "failed", "exit_code": 1}
         await pilot.press("question_mark")
@@ -177,7 +176,7 @@ async def test_a_child_that_cannot_run_the_plan_says_why(tmp_path, host):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+t")
         assert await _until(pilot, lambda: app.train_pane.status == "failed")
-        log = "\n".join(str(line.text) for line in app.query_one("#alerts", RichLog).lines)
+        log = alerts_text(app)
         assert "(bad input)" in log and "error: data/x: not an article store" in log
 
 

@@ -87,7 +87,7 @@ async def test_the_cursor_reads_out_every_series_at_an_epoch_and_its_step(host, 
         await pilot.press("left")
         await pilot.pause()
         # epoch 1 ends at step 8: margin -0.05, copy-last -0.4, context mean -0.2; loss 1/8, mse 0.5/8
-        assert pane.readout == ("epoch 1 step 8: val margin model -0.0500, copy-last -0.4000, ctx-mean -0.2000"
+        assert pane.readout == ("epoch 1 step 8: val margin_vs_last model -0.0500, copy-last -0.4000, ctx-mean -0.2000"
                                 " | total 0.125, mse 0.0625")
         assert str(app.query_one("#chart-readout", Label).render()) == pane.readout
         val = app.query_one("#val-plot", PlotWidget)

@@ -19,7 +19,7 @@ from workbench.plugin_host import load_plugins
 from workbench.tui import datasets
 from workbench.tui.app import WorkbenchApp
 
-from ._tui_helpers import host, tui_state_dir, write_run  # noqa: F401 (fixtures)
+from ._tui_helpers import BrokenLosses, host, tui_state_dir, write_run  # noqa: F401 (fixtures)
 
 SIZE = (140, 42)
 PLAN = {"name": "a", "model": {"arch": "mlp", "params": {"hidden_dim": 8}}, "loss": [{"name": "mse", "weight": 1.0}]}
@@ -36,21 +36,23 @@ def _run_with_a_split(tmp_path):
     return run, weights
 
 
-def _capture(gates) -> list[list[str]]:
+async def _gates_screen(app, pilot):
+    """The Gates screen following the bundled demo store, its 5cat child replaced by a list
+    that records each command line's arguments: (the pane, that list)."""
+    app.action_tab("gates")
+    await pilot.pause()
+    gates = app.query_one("#gates-pane")
+    gates.follow(str(datasets.BUNDLED / "python-docs-minilm"), "")
     calls: list[list[str]] = []
     gates._run = lambda args: calls.append(args)  # the 5cat child is not started here
-    return calls
+    return gates, calls
 
 
 async def test_a_checkpoint_is_scored_on_its_own_val_part_with_the_chosen_gates(host, tmp_path):
     run, weights = _run_with_a_split(tmp_path)
     app = WorkbenchApp(host=host, runs_dir=tmp_path / "runs")
     async with app.run_test(size=SIZE) as pilot:
-        app.action_tab("gates")
-        await pilot.pause()
-        gates = app.query_one("#gates-pane")
-        gates.follow(str(datasets.BUNDLED / "python-docs-minilm"), "")
-        calls = _capture(gates)
+        gates, calls = await _gates_screen(app, pilot)
         app.query_one("#gates-path").value = str(weights)  # the generation's own file, two folders down
         choose = app.query_one("#gates-choose", SelectionList)
         assert list(choose.selected) == ["A", "B", "C", "D", "E", "vs_baselines"]
@@ -81,11 +83,7 @@ async def test_a_third_party_gate_is_in_the_checklist():
     host = load_plugins(extra_plugins=[("my_gates", MyGate())])
     app = WorkbenchApp(host=host)
     async with app.run_test(size=SIZE) as pilot:
-        app.action_tab("gates")
-        await pilot.pause()
-        gates = app.query_one("#gates-pane")
-        gates.follow(str(datasets.BUNDLED / "python-docs-minilm"), "")
-        calls = _capture(gates)
+        gates, calls = await _gates_screen(app, pilot)
         choose = app.query_one("#gates-choose", SelectionList)
         assert "CM" in gates.gate_names and "CM" not in choose.selected  # offered, not run unless chosen
         choose.select("CM")
@@ -120,13 +118,7 @@ async def test_a_runs_own_battery_shows_the_verdict_against_every_baseline(host,
 
 
 async def test_a_disabled_plugin_is_red_with_its_problem_and_switch():
-    class Broken:
-        @hookimpl
-        def register_losses(self, register):
-            raise RuntimeError("cannot import my_cuda_kernel")
-
-    host = load_plugins(extra_plugins=[("broken_losses", Broken())])
-    app = WorkbenchApp(host=host)
+    app = WorkbenchApp(host=load_plugins(extra_plugins=[("broken_losses", BrokenLosses())]))
     async with app.run_test(size=SIZE) as pilot:
         app.action_tab("plugins")
         await pilot.pause()

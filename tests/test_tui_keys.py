@@ -146,7 +146,8 @@ async def test_stop_right_after_train_is_clean(host, tmp_path):
         assert app.query_one("#loss-plot", PlotWidget)._datasets
         app.train_command = ScriptedRun("slow")
         await pilot.press("ctrl+t")
-        await pilot.pause(0.1)
+        # the new run is set up (the slow child writes nothing for a second): a condition, not a time
+        assert await _until(pilot, lambda: app.training and pane.status.startswith("starting"))
         assert not app.query_one("#loss-plot", PlotWidget)._datasets  # the previous run's curves are gone
         assert not app.query_one("#loss-spark", Sparkline).data
         await pilot.press("x")

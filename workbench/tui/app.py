@@ -79,7 +79,7 @@ class WorkbenchApp(App[int]):
     TITLE = "lvm-workbench"
     CSS_PATH = "app.tcss"
     #: classes the screen gets by size, used by app.tcss to give rows and columns where they help
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-medium"), (130, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-medium"), (120, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (28, "-normal"), (40, "-tall")]
     BINDINGS = [*GLOBAL_KEYS, *pane_bindings(PANE_KEYS)]
 
