@@ -3,7 +3,7 @@
     python docs/screenshots/take.py        (needs rsvg-convert: apt-get install librsvg2-bin)
 
 Trains two tiny runs through the app (each a child process, as a person would), so the Train,
-Gates and Runs screens show real numbers; each screen is exported as SVG at 120x36 and
+Gates and Runs screens show real numbers; each screen is exported as SVG at 100x30 and
 converted to PNG.
 """
 
@@ -22,7 +22,7 @@ from textual.widgets import DataTable, Input, Select
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 DEMO = ROOT / "examples" / "data" / "python-docs-minilm"
-SIZE = (120, 36)
+SIZE = (100, 30)
 
 
 def save(app, name: str, tmp: Path) -> None:
