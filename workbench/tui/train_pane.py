@@ -9,6 +9,7 @@ four times a second, from per-kind lists kept as records arrive, thinned to MAX_
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
