@@ -346,6 +346,16 @@ def describe_rooms() -> None:
     path.write_text(text, encoding="utf-8")
 
 
+def readme_rooms() -> None:
+    path = ROOT / "README.md"
+    text = path.read_text(encoding="utf-8")
+    old = "- `lvm_core/` is the library (data, models, training, evaluation, checkpoints); it never imports"
+    new = ("- `lvm_core/` is the library, in rooms (`data/`, `models/`, `training/`, `evaluation/`, `legacy/`:\n"
+           "  [docs/architecture.md](docs/architecture.md)); it never imports")
+    if old in text:
+        path.write_text(text.replace(old, new), encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dry-run", action="store_true")
@@ -379,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
             path.write_text(new, encoding="utf-8")
     list_rooms_in_pyproject()
     describe_rooms()
+    readme_rooms()
     sh(sys.executable, "scripts/import_graph.py", "--write")
     sh("git", "add", "-A", "lvm_core")
     sh("git", "add", "-u")
