@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lvm_core.evaluation import resolve_gates, run_battery, static_variants, torch_predictor
-from lvm_core.models import ARCHITECTURES, count_parameters
-from lvm_core.store import write_store
-from lvm_core.windows import make_windows
+from lvm_core.data.store import write_store
+from lvm_core.data.windows import make_windows
+from lvm_core.evaluation.battery import resolve_gates, run_battery, static_variants, torch_predictor
+from lvm_core.models.networks import ARCHITECTURES, count_parameters
 from workbench.plugin_host import load_plugins
 
 

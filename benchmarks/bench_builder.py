@@ -18,9 +18,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lvm_core.embedding import EmbedderUnavailable  # noqa: E402
-from lvm_core.store import ArticleStore  # noqa: E402
-from lvm_core.text import chunk_text  # noqa: E402
+from lvm_core.data.embedding import EmbedderUnavailable  # noqa: E402
+from lvm_core.data.store import ArticleStore  # noqa: E402
+from lvm_core.data.text import chunk_text  # noqa: E402
 
 #: embedder -> texts to time (the slow transformers get fewer)
 SAMPLES = {"potion-base-8m": 4000, "minilm": 256, "mpnet": 32}

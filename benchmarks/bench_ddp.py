@@ -1,4 +1,4 @@
-"""Distributed and GPU throughput of the real training loop (lvm_core.train.train).
+"""Distributed and GPU throughput of the real training loop (lvm_core.training.loop.train).
 
     python benchmarks/bench_ddp.py                 # CPU: 1 process vs 2 gloo processes
     python benchmarks/bench_ddp.py --gpu           # CUDA: one GPU, batch 256/1024/4096, compile off/on
@@ -33,12 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_scale import capped_rate, write_synthetic_store  # noqa: E402
-from lvm_core import distributed  # noqa: E402
-from lvm_core.models import TransformerVectorPredictor, count_parameters  # noqa: E402
+from lvm_core.data.store import ArticleStore  # noqa: E402
+from lvm_core.data.windows import Windows, make_windows  # noqa: E402
+from lvm_core.models.networks import TransformerVectorPredictor, count_parameters  # noqa: E402
 from lvm_core.rundir import RunDir  # noqa: E402
-from lvm_core.store import ArticleStore  # noqa: E402
-from lvm_core.train import EvalConfig, EvalSet, LossTerm, TrainConfig, TrainSetup  # noqa: E402
-from lvm_core.windows import Windows, make_windows  # noqa: E402
+from lvm_core.training import distributed
+from lvm_core.training.loop import EvalConfig, EvalSet, LossTerm, TrainConfig, TrainSetup  # noqa: E402
 
 SMALL = dict(d_model=128, num_layers=2, nhead=4, dim_feedforward=256, dropout=0.0)
 REFERENCE = dict(dropout=0.0)

@@ -13,7 +13,7 @@ this one process:
   data epoch  one full epoch of train batches gathered the trainer's way (BatchSource over the
               shuffled windows), with the peak resident memory (VmHWM, reset before) against the
               target 1.3 x store bytes + model + AdamW state (params, grads, two moments)
-  train       lvm_core.train.train for `--steps` optimizer steps of the reference transformer
+  train       lvm_core.training.loop.train for `--steps` optimizer steps of the reference transformer
               (17.9M parameters at D = 768) and of a small one (the quickstart's); the epoch
               time is EXTRAPOLATED from the measured samples/s (steps after the first log
               point), and is printed as such
@@ -40,14 +40,14 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lvm_core.data.store import MANIFEST, ArticleStore, StoreManifest  # noqa: E402
+from lvm_core.data.windows import Windows, make_windows, split_by_fractions  # noqa: E402
 from lvm_core.device import select_device  # noqa: E402
-from lvm_core.fitted_baselines import MAX_FIT_WINDOWS  # noqa: E402
-from lvm_core.evaluation import resolve_gates, run_battery, torch_predictor  # noqa: E402
-from lvm_core.models import TransformerVectorPredictor, count_parameters  # noqa: E402
+from lvm_core.evaluation.battery import resolve_gates, run_battery, torch_predictor  # noqa: E402
+from lvm_core.models.fitted import MAX_FIT_WINDOWS  # noqa: E402
+from lvm_core.models.networks import TransformerVectorPredictor, count_parameters  # noqa: E402
 from lvm_core.rundir import RunDir  # noqa: E402
-from lvm_core.store import MANIFEST, ArticleStore, StoreManifest  # noqa: E402
-from lvm_core.train import BatchSource, EvalConfig, EvalSet, LossTerm, TrainConfig, TrainSetup, epoch_order, train  # noqa: E402
-from lvm_core.windows import Windows, make_windows, split_by_fractions  # noqa: E402
+from lvm_core.training.loop import BatchSource, EvalConfig, EvalSet, LossTerm, TrainConfig, TrainSetup, epoch_order, train  # noqa: E402
 
 SEED_ROWS = 584_545
 MODELS = {"reference transformer": {}, "small transformer": dict(d_model=128, num_layers=2, nhead=4, dim_feedforward=256)}
@@ -138,13 +138,13 @@ def data_epoch(train_w: Windows, batch: int, device: torch.device) -> tuple[floa
 
 def baseline_fit(train_w: Windows, dense: bool) -> tuple[float, float, int, float]:
     """Seconds and peak RSS of the per-run fit of ridge and frame weights on the train windows
-    (lvm_core.train.fit_eval_baselines: normal equations streamed over chunks of windows), or
+    (lvm_core.training.loop.fit_eval_baselines: normal equations streamed over chunks of windows), or
     with `dense` of the dense reference it replaced (the capped windows gathered whole, ridge
     by select_ridge_alpha + RidgeBaseline.fit on the design matrix). Wall and CPU seconds (the
     CPU time of this process, which a shared machine's load does not inflate), peak RSS, alpha."""
-    from lvm_core.baselines import RidgeBaseline, select_ridge_alpha
-    from lvm_core.fitted_baselines import fit_rows
-    from lvm_core.validation import fit_eval_baselines
+    from lvm_core.models.baselines import RidgeBaseline, select_ridge_alpha
+    from lvm_core.models.fitted import fit_rows
+    from lvm_core.training.validation import fit_eval_baselines
 
     gc.collect()
     reset_peak()

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lvm_core.store import MANIFEST, StoreManifest
+from lvm_core.data.store import MANIFEST, StoreManifest
 
 MEASURE = r"""
 import json, os, sys, time
@@ -39,8 +39,8 @@ def rss_mb():
     with open("/proc/self/status") as fh:
         return {k: int(v.split()[0]) / 1024 for k, v in (l.split(":", 1) for l in fh) if k in ("VmRSS", "RssAnon", "RssFile")}
 
-from lvm_core.store import ArticleStore
-from lvm_core.windows import make_windows
+from lvm_core.data.store import ArticleStore
+from lvm_core.data.windows import make_windows
 path, mode = sys.argv[1], sys.argv[2]
 out = {"rss_before_open": rss_mb()}
 t0 = time.perf_counter()
@@ -82,7 +82,7 @@ print(json.dumps(out))
 
 
 def write_synthetic_store(path: Path, rows: int, dim: int, articles: int, dtype: str, seed: int = 0) -> None:
-    """The store layout of lvm_core/store.py, written block by block (never all in memory)."""
+    """The store layout of lvm_core/data/store.py, written block by block (never all in memory)."""
     path.mkdir(parents=True)
     rng = np.random.default_rng(seed)
     cuts = np.sort(rng.choice(np.arange(1, rows), size=articles - 1, replace=False))

@@ -6,7 +6,7 @@ Builds a synthetic store (D = 768 by default) and the reference transformer (the
 defaults: d_model 512, 4 layers, 8 heads, FF 2048: 17,867,520 parameters), then measures in one
 process, on the same device and batch size:
 
-  loop      lvm_core.train.train on the store: batches gathered from the store each step, loss
+  loop      lvm_core.training.loop.train on the store: batches gathered from the store each step, loss
             strategy, lr schedule, grad clipping, AdamW, non-finite check, logging once an epoch
             (the better of epochs 2 and 3, so allocator and kernel warm-up is excluded);
   fwd+bwd   forward + MSE + backward on one batch already on the device;
@@ -31,12 +31,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lvm_core.data.store import write_store  # noqa: E402
+from lvm_core.data.windows import make_windows  # noqa: E402
 from lvm_core.device import autocast_bf16, select_device  # noqa: E402
-from lvm_core.models import TransformerVectorPredictor, count_parameters  # noqa: E402
+from lvm_core.models.networks import TransformerVectorPredictor, count_parameters  # noqa: E402
 from lvm_core.rundir import RunDir  # noqa: E402
-from lvm_core.store import write_store  # noqa: E402
-from lvm_core.train import EvalConfig, EvalSet, LossTerm, TrainConfig, TrainSetup, adamw, train  # noqa: E402
-from lvm_core.windows import make_windows  # noqa: E402
+from lvm_core.training.loop import EvalConfig, EvalSet, LossTerm, TrainConfig, TrainSetup, adamw, train  # noqa: E402
 
 
 def mse(batch, model):

@@ -130,7 +130,7 @@ async def in_tui(p: dict, tmp: Path, host: Any, presses: int, nice: int, thread:
 
 def _start_thread_trainer(app: Any, p: dict, tmp: Path, host: Any, done: threading.Event) -> None:
     """The old design, for comparison: train() in a thread, events drained 5 times a second."""
-    from lvm_core.train import train
+    from lvm_core.training.loop import train
     from workbench.plan import plan_from_dict
     from workbench.run_prep import prepare_run
 

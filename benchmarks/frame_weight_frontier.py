@@ -15,8 +15,8 @@ import sys
 import numpy as np
 import torch
 
-from lvm_core.store import ArticleStore
-from lvm_core.windows import Split, make_windows
+from lvm_core.data.store import ArticleStore
+from lvm_core.data.windows import Split, make_windows
 
 
 def windows(store: ArticleStore, positions: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,10 +15,10 @@ Corpora (the potion stores come from benchmarks/build_benchmark_data.sh potion-b
 Each recipe runs once per seed, the seed setting both the model seed and the split seed, into
 runs/recipes-<corpus>/<recipe>/seed<N> (benchmarks/run_recipes.py uses the same folders, so its
 runs are reused). Scoring reads each run's last checkpoint and split.json: ridge and frame
-weights are fitted on that run's train part (lvm_core/fitted_baselines.py), every predictor is
+weights are fitted on that run's train part (lvm_core/models/fitted.py), every predictor is
 scored on the same spread samples of each split (the trainer's VAL sample; 1000 windows of each
 OOD store), and per-sample cosines are pooled over the seeds into one paired bootstrap interval
-per comparison (lvm_core/bootstrap.py; an article seen by several seeds is one cluster).
+per comparison (lvm_core/evaluation/bootstrap.py; an article seen by several seeds is one cluster).
 Output: runs/leaderboard/leaderboard.md and .json. Nothing here is timed.
 
 Settings for a shared CPU (each is written into every plan copy and into the board): training
@@ -146,7 +146,7 @@ class Scorer:
     """Per-sample cosines of a run's model and of the baselines fitted on its train part."""
 
     def __init__(self, paths: dict) -> None:
-        from lvm_core.store import ArticleStore
+        from lvm_core.data.store import ArticleStore
         from workbench.plugin_host import load_plugins
 
         self.paths, self.host = paths, load_plugins()
@@ -154,8 +154,8 @@ class Scorer:
         self.fits: dict[tuple[str, int], object] = {}
 
     def samples(self, split: str, parts, seed: int, context_len: int):
-        from lvm_core.evaluation import spread_sample
-        from lvm_core.windows import make_windows
+        from lvm_core.evaluation.battery import spread_sample
+        from lvm_core.data.windows import make_windows
 
         store = self.stores["store" if split == "val" else split]
         positions = parts.positions(store, "val") if split == "val" else None
@@ -167,11 +167,11 @@ class Scorer:
         """Per split: the samples' windows, article ids and each baseline's per-sample cos, for
         the split `parts` (train/val articles) and `seed`; ridge and frame weights fitted on its
         train part. Cached: every recipe with this seed shares them."""
-        from lvm_core import baselines as base
-        from lvm_core.paired_eval import per_sample_cos
-        from lvm_core.store import l2_normalize
-        from lvm_core.validation import fit_eval_baselines
-        from lvm_core.windows import make_windows
+        from lvm_core.models import baselines as base
+        from lvm_core.evaluation.paired_eval import per_sample_cos
+        from lvm_core.data.store import l2_normalize
+        from lvm_core.training.validation import fit_eval_baselines
+        from lvm_core.data.windows import make_windows
 
         key = (parts.sha256(), seed, context_len)
         if key not in self.fits:
@@ -196,10 +196,10 @@ class Scorer:
     def score(self, run_dir: Path) -> dict[str, dict[str, np.ndarray]]:
         import torch
 
-        from lvm_core.checkpoint import load_model
-        from lvm_core.paired_eval import per_sample_cos
-        from lvm_core.validation import predict
-        from lvm_core.windows import Split
+        from lvm_core.training.checkpoint import load_model
+        from lvm_core.evaluation.paired_eval import per_sample_cos
+        from lvm_core.training.validation import predict
+        from lvm_core.data.windows import Split
 
         info = json.loads((run_dir / "run.json").read_text())
         seed = int(info.get("seed", 0))
@@ -213,7 +213,7 @@ class Scorer:
     def baselines_only(self, seeds: list[int]) -> dict:
         """cos mean +- sd over seeds of each baseline, on the recipes' split rule (80/20 by
         article, split seed = seed), whether or not any recipe ran."""
-        from lvm_core.windows import split_by_fractions
+        from lvm_core.data.windows import split_by_fractions
 
         store = self.stores["store"]
         scores = [self.baseline_scores(split_by_fractions(store, {"train": 0.8, "val": 0.2}, seed=s), s) for s in seeds]
@@ -233,7 +233,7 @@ def _mean_sd(v) -> dict:
 def summarise(scores: list[dict[str, dict[str, np.ndarray]]]) -> dict:
     """Per split: mean +- sd across seeds of each predictor's cos; the model's gain over each
     baseline with one paired interval pooled over the seeds."""
-    from lvm_core.bootstrap import paired_intervals
+    from lvm_core.evaluation.bootstrap import paired_intervals
 
     out: dict = {}
     for split in SPLITS:

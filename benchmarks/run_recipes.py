@@ -66,12 +66,12 @@ def far_ood_metrics(run_dir: Path, store_dir: Path, max_samples: int, seed: int)
     spread sample of every window of `store_dir` (the same code the trainer validates with)."""
     import torch
 
-    from lvm_core import baselines
-    from lvm_core.checkpoint import load_model
-    from lvm_core.evaluation import spread_sample
-    from lvm_core.store import ArticleStore
-    from lvm_core.validation import predict, split_metrics
-    from lvm_core.windows import make_windows
+    from lvm_core.models import baselines
+    from lvm_core.training.checkpoint import load_model
+    from lvm_core.evaluation.battery import spread_sample
+    from lvm_core.data.store import ArticleStore
+    from lvm_core.training.validation import predict, split_metrics
+    from lvm_core.data.windows import make_windows
     from workbench.plugin_host import load_plugins
 
     host = load_plugins()

@@ -3,7 +3,7 @@ console (headless), the TUI (as Textual messages) and the plugin event hooks.
 
 Each event is a small dataclass with `to_json()`; metric dicts use flat names with "/"
 separators, e.g. "loss", "loss/mse", "val/cos", "val/margin_vs_last", "val/R@1_no_context",
-"val/copy_last/cos", "ood/context_mean/margin_vs_last", "gates/score" (names: lvm_core/metric_names.py).
+"val/copy_last/cos", "ood/context_mean/margin_vs_last", "gates/score" (names: lvm_core/evaluation/metric_names.py).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@
       split.json           the article split, written once and read back on resume
       metrics.jsonl        StepLogged / EpochEnded / EvalDone lines (event.to_json()), append-only
       events.jsonl         RunStarted, Alert, CheckpointSaved, GatesDone, RunEnded
-      checkpoints/         generations gen-<seq>-step-<N>-<tag>/ and last/best.safetensors (lvm_core/checkpointer.py)
+      checkpoints/         generations gen-<seq>-step-<N>-<tag>/ and last/best.safetensors (lvm_core/training/checkpointer.py)
       .lock                held (flock) by the process writing the run (lvm_core/runlock.py)
       gates.json           the latest gate battery results
       report.md            plan, data, metrics beside the baselines, gate table
@@ -27,10 +27,10 @@ from typing import Any, Iterable, Iterator
 
 from .atomic import TEMP_SUFFIX, remove_temporaries, write_json, write_text
 from .errors import InputError
-from .faults import write_point
-from .metric_names import current_name, upgrade_record
-from .runlock import LOCK_NAME, RunLock, check_not_busy
+from .evaluation.metric_names import current_name, upgrade_record
 from .events import Alert, CheckpointSaved, EpochEnded, EvalDone, Event, GatesDone, RunEnded, RunStarted, StepLogged
+from .faults import write_point
+from .runlock import LOCK_NAME, RunLock, check_not_busy
 
 METRICS = "metrics.jsonl"
 EVENTS = "events.jsonl"
@@ -230,7 +230,7 @@ def iso_time(t: float) -> str:
 
 # ---- summaries: the final table and report.md ------------------------------------------------
 
-#: metric names of lvm_core/metric_names.py: two margins and two candidate sets never share a column
+#: metric names of lvm_core/evaluation/metric_names.py: two margins and two candidate sets never share a column
 TABLE_METRICS = ("cos", "margin_vs_last", "R@5_article", "R@1_no_context", "R@5_no_context", "MRR_no_context")
 RANK_COLUMNS = TABLE_METRICS[2:]
 MODEL_ROWS = (("model", ""), ("copy_last", "copy_last/"), ("context_mean", "context_mean/"),
@@ -310,7 +310,7 @@ def render_report(run: RunDir) -> str:
     lines.append(format_table(table, markdown=True) if len(table) > 1 else "(no evaluation yet)")
     gates_p = run.path / GATES_JSON
     if gates_p.exists():
-        from .gate_report import doc_score_text, relative_text
+        from .evaluation.gate_report import doc_score_text, relative_text
 
         gates = run.read_json(GATES_JSON)
         rel = relative_text(gates.get("beats_baselines"))

@@ -1,6 +1,6 @@
 """Built-in corpus readers: debian-doc, kjv, text-folder and jsonl.
 
-Each reader is ``reader(source, **params) -> lvm_core.corpus.Corpus`` and records where its text
+Each reader is ``reader(source, **params) -> lvm_core.data.corpus.Corpus`` and records where its text
 came from (package and version, file hashes) so the store manifest can name it.
 """
 

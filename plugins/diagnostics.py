@@ -1,6 +1,6 @@
 """Built-in data diagnostics, registered through the public `register_diagnostics` hook.
 
-Each is ``fn(store, split, *, context_len, **params) -> dict`` (lvm_core.diagnostics); the
+Each is ``fn(store, split, *, context_len, **params) -> dict`` (lvm_core.evaluation.diagnostics); the
 Params declared here are what `lvm-workbench diagnose --set NAME.KEY=VALUE` and plans may set.
 """
 

@@ -1,6 +1,6 @@
 """The 5CAT gate battery (A-E) as gate plugins, registered through `register_gates`.
 
-Each gate reads predictions from the shared evaluation pass (lvm_core/evaluation.py), measures
+Each gate reads predictions from the shared evaluation pass (lvm_core/evaluation/battery.py), measures
 its metrics per split and judges them against thresholds declared as Params, so a plan may
 override any of them (`[gates] thresholds = { "A.val.mean_plus1" = 0.5 }`). Defaults are the
 original tool's. Offsets here count from the LAST CONTEXT chunk l (k = +1 is the true target);
@@ -39,13 +39,13 @@ def _split_params(metric_defaults: Mapping[str, tuple[float, float, str]]) -> tu
 
 
 def _article_blocks(s: SplitSamples, idx: np.ndarray) -> list[ArticleBlock]:
-    """lvm_core.metrics.article_blocks of the samples idx, cached on the split so every
+    """lvm_core.evaluation.metrics.article_blocks of the samples idx, cached on the split so every
     predictor (model, baselines, oracle) reuses the normalised chunk vectors."""
     return s.memo(("article_blocks", idx.tobytes()), lambda: article_blocks(s.store, s.rows[idx]))
 
 
 def within_article_ranks_both(s: SplitSamples, idx: np.ndarray, pred: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Gate B's ranks for both candidate sets (lvm_core.metrics.within_article_ranks_both)."""
+    """Gate B's ranks for both candidate sets (lvm_core.evaluation.metrics.within_article_ranks_both)."""
     return ranks_both(s.store, pred, s.rows[idx], s.context_len, blocks=_article_blocks(s, idx))
 
 

@@ -4,7 +4,7 @@ Each loss is ``factory(**params) -> strategy`` with ``strategy(batch, model) -> 
 (workbench/hookspecs.py). The terms a strategy returns are meant to be *added*: the trainer
 multiplies their sum by the plan's weight for this loss. Terms whose names start with ``stat/``
 are detached numbers for the logs only (a ratio, a mean margin) and are never added to the loss
-(lvm_core/train.py, STAT_PREFIX). The trainer logs a term as loss/<entry> when its key is the
+(lvm_core/training/loop.py, STAT_PREFIX). The trainer logs a term as loss/<entry> when its key is the
 entry's name and loss/<entry>/<key> otherwise, so keys here are short: "flat", "stat/cos_h2".
 
 What each strategy fixes against the original (reference/lnsp-reference.md section 5):

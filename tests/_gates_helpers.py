@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lvm_core.evaluation import resolve_gates
-from lvm_core.store import ArticleStore, write_store
+from lvm_core.data.store import ArticleStore, write_store
+from lvm_core.evaluation.battery import resolve_gates
 from workbench.plugin_host import load_plugins
 
 

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lvm_core.data.store import write_store
+from lvm_core.data.windows import make_windows
 from lvm_core.device import autocast_bf16
-from lvm_core.models import TransformerVectorPredictor
-from lvm_core.store import write_store
-from lvm_core.train import BatchSource
-from lvm_core.windows import make_windows
+from lvm_core.models.networks import TransformerVectorPredictor
+from lvm_core.training.loop import BatchSource
 from lvm_plugins.strategies import (AdaptiveDirectional, AntiCopy, EnergyScore, FutureRanking, NoisyHead, Rollout,
                                     VarianceGuard)
 

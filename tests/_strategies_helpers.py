@@ -8,7 +8,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from lvm_core.batch import Batch
+from lvm_core.training.batch import Batch
 
 
 def unit(angle: float) -> list[float]:
@@ -21,7 +21,7 @@ def make_batch(vectors: Sequence[Sequence[float]], lengths: Sequence[int], targe
     """A Batch over an in-memory store: rows `vectors`, articles of `lengths` (contiguous rows).
 
     gather(rows) returns the rows' vectors; row_article(rows) their article position, -1 outside
-    the store, the contract of lvm_core.batch.Batch.
+    the store, the contract of lvm_core.training.batch.Batch.
     """
     V = torch.tensor(vectors, dtype=torch.float64)
     offsets = torch.tensor([0, *torch.cumsum(torch.tensor(lengths), 0).tolist()])

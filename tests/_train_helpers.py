@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lvm_core.data.store import ArticleStore, write_store
+from lvm_core.data.windows import make_windows
 from lvm_core.rundir import RunDir
-from lvm_core.store import ArticleStore, write_store
-from lvm_core.train import EvalConfig, EvalSet, LossTerm, TrainConfig, TrainSetup
-from lvm_core.windows import make_windows
+from lvm_core.training.loop import EvalConfig, EvalSet, LossTerm, TrainConfig, TrainSetup
 
 E0, E1, E2, E3 = (1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0)
 

@@ -181,7 +181,7 @@ def write_run(path: Path, *, status: str, plan: dict[str, Any], margins: list[fl
     if checkpoint:
         import torch
 
-        from lvm_core.checkpointer import Checkpointer
+        from lvm_core.training.checkpointer import Checkpointer
 
         meta = {"arch": "linear", "arch_params": {}, "input_dim": 2, "context_len": 1, "step": 10 * len(margins),
                 "epoch": len(margins) - 1}

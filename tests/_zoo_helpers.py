@@ -7,7 +7,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from lvm_core.store import ArticleStore, l2_normalize
+from lvm_core.data.store import ArticleStore, l2_normalize
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lvm_core.store import ArticleStore, write_store
+from lvm_core.data.store import ArticleStore, write_store
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_STORE = ROOT / "examples" / "data" / "python-docs-minilm"

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lvm_core.store import ArticleStore
+from lvm_core.data.store import ArticleStore
 from workbench.cli import main
 
 from .conftest import ROOT, make_tiny_store

@@ -167,7 +167,7 @@ CASES: list[tuple[str, str, object, str, int]] = [
 
 
 def _recorded_nan_store(d: Path) -> Path:
-    from lvm_core.store import write_store
+    from lvm_core.data.store import write_store
 
     v = np.random.default_rng(0).normal(size=(72, 8))
     v[3, 0], v[9, 2] = np.nan, np.inf
@@ -266,7 +266,7 @@ def _foreign(d: Path) -> str:
 
 def _hostile_state(d: Path) -> Path:
     run = a_run(d)
-    from lvm_core.checkpointer import Checkpointer
+    from lvm_core.training.checkpointer import Checkpointer
 
     for g in Checkpointer(run / "checkpoints").generations():
         hostile_pt(g.stem.with_name("model.state.pt"), {"checkpoint_id": _Payload(d / "ran")})

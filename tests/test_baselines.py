@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from lvm_core.baselines import (BASELINES, RidgeBaseline, context_mean, copy_last, linear_extrapolation,
-                                select_ridge_alpha)
 from lvm_core.errors import InputError
+from lvm_core.models.baselines import (BASELINES, RidgeBaseline, context_mean, copy_last, linear_extrapolation,
+                                select_ridge_alpha)
 
 S2 = np.sqrt(2.0)
 S5 = np.sqrt(5.0)

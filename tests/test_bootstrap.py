@@ -1,4 +1,4 @@
-"""The paired article bootstrap (lvm_core/bootstrap.py) on cases worked out by hand."""
+"""The paired article bootstrap (lvm_core/evaluation/bootstrap.py) on cases worked out by hand."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from lvm_core.bootstrap import article_draws, paired_interval, paired_intervals
+from lvm_core.evaluation.bootstrap import article_draws, paired_interval, paired_intervals
 
 
 def test_one_article_has_no_spread():

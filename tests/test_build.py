@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from lvm_core.build import BuildConfig, _split, build_store, chunk_corpus, select_spread
+from lvm_core.data.build import BuildConfig, _split, build_store, chunk_corpus, select_spread
+from lvm_core.data.corpus import Corpus, Document
+from lvm_core.data.store import ArticleStore, text_hash
 from lvm_core.progress import Progress
-from lvm_core.corpus import Corpus, Document
-from lvm_core.store import ArticleStore, text_hash
 from workbench import cli
 
 from ._builder_helpers import CountingEmbedder, vector_of

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lvm_core.store import ArticleStore, text_hash
-from lvm_core.validate import validate_store
+from lvm_core.data.checks import validate_store
+from lvm_core.data.store import ArticleStore, text_hash
 from lvm_plugins.embedders import MINILM_SHA256
 
 from ._builder_helpers import minilm

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from lvm_core.baseline_models import Ridge
-from lvm_core.checkpoint import (
+from lvm_core.device import capture_rng_state
+from lvm_core.errors import InputError
+from lvm_core.models.baselines import Ridge
+from lvm_core.training.checkpoint import (
     checkpoint_paths,
     load_model,
     load_state,
@@ -19,8 +21,6 @@ from lvm_core.checkpoint import (
     read_checkpoint_meta,
     save_checkpoint,
 )
-from lvm_core.device import capture_rng_state
-from lvm_core.errors import InputError
 from workbench.plugin_host import load_plugins
 
 torch.set_num_threads(1)
@@ -231,8 +231,8 @@ def _ridge_round_trip(store_path, tmp_path, host, n_articles=40):
     """Ridge fitted on a store's windows: its penalised train error is at most copy-last's (a
     linear map it could have chosen: identity on the last frame, ||W||^2 = D), and it rebuilds
     from its checkpoint with identical predictions."""
-    from lvm_core.store import ArticleStore
-    from lvm_core.windows import make_windows
+    from lvm_core.data.store import ArticleStore
+    from lvm_core.data.windows import make_windows
 
     store = ArticleStore.open(store_path)
     windows = make_windows(store, np.arange(min(n_articles, store.n_articles)), context_len=5)

@@ -10,7 +10,7 @@ import sys
 
 import torch
 
-from lvm_core.checkpoint import read_checkpoint_meta, save_checkpoint
+from lvm_core.training.checkpoint import read_checkpoint_meta, save_checkpoint
 from tests.conftest import DEMO_STORE, ROOT
 from workbench.checkpoint_plugins import load_checkpoint_model
 from workbench.cli import main

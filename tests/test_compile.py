@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
-from lvm_core import compiled
+from lvm_core.training import compiled
 from workbench import cli
 
 from .test_distributed import write_plan

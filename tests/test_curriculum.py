@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-import lvm_core.curriculum as cur
-from lvm_core.curriculum import SampleFilter, WindowSubset, build_subsets, epoch_index, window_scores
+import lvm_core.training.curriculum as cur
+from lvm_core.data.store import ArticleStore, write_store
+from lvm_core.data.windows import make_windows
 from lvm_core.errors import InputError
 from lvm_core.events import RunStarted
-from lvm_core.store import ArticleStore, write_store
-from lvm_core.train import LossTerm, train
-from lvm_core.windows import make_windows
+from lvm_core.training.curriculum import SampleFilter, WindowSubset, build_subsets, epoch_index, window_scores
+from lvm_core.training.loop import LossTerm, train
 from tests._train_helpers import LastLinear, mse_strategy, setup_for
 from tests.conftest import DEMO_STORE, make_tiny_store
 from workbench.plugin_host import load_plugins

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from lvm_core import diagnostics as d
-from lvm_core.baselines import BASELINES, RidgeBaseline
-from lvm_core.metrics import prediction_metrics, within_article_ranks
-from lvm_core.store import write_store
-from lvm_core.windows import Split, make_windows, split_by_fractions
+from lvm_core.data.store import write_store
+from lvm_core.data.windows import Split, make_windows, split_by_fractions
+from lvm_core.evaluation import diagnostics as d
+from lvm_core.evaluation.metrics import prediction_metrics, within_article_ranks
+from lvm_core.models.baselines import BASELINES, RidgeBaseline
 from workbench.cli import main
 
 from .conftest import DEMO_STORE, make_tiny_store
@@ -297,7 +297,7 @@ def test_diagnose_reads_a_split_file(tmp_path, capsys):
 
 @pytest.mark.skipif(not (DEMO_STORE / "manifest.json").exists(), reason="bundled demo store not built yet")
 def test_diagnose_demo_store_end_to_end(tmp_path, capsys):
-    from lvm_core.store import ArticleStore
+    from lvm_core.data.store import ArticleStore
 
     out, rep = tmp_path / "demo.json", tmp_path / "demo.md"
     assert main(["diagnose", str(DEMO_STORE), "--json", str(out), "--report", str(rep)]) == 0

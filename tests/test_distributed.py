@@ -17,9 +17,9 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
-from lvm_core import distributed
-from lvm_core.distributed import Dist
 from lvm_core.errors import InputError
+from lvm_core.training import distributed
+from lvm_core.training.distributed import Dist
 from workbench import cli
 
 from .conftest import OOD_STORE
@@ -224,8 +224,8 @@ def test_a_global_batch_that_does_not_split_evenly_is_bad_input():
 
 def test_cpu_batches_read_the_memory_map_itself_without_a_copy(tmp_path):
     """No rank holds a copy of the store: on CPU the gather tensor is the memory map."""
-    from lvm_core.store import ArticleStore
-    from lvm_core.train import BatchSource
+    from lvm_core.data.store import ArticleStore
+    from lvm_core.training.loop import BatchSource
 
     for dtype in ("float16", "float32"):
         store = ArticleStore.open(make_tiny_store_path(tmp_path / dtype, dtype))
@@ -237,7 +237,7 @@ def test_cpu_batches_read_the_memory_map_itself_without_a_copy(tmp_path):
 
 
 def make_tiny_store_path(path: Path, dtype: str) -> Path:
-    from lvm_core.store import write_store
+    from lvm_core.data.store import write_store
 
     rng = np.random.default_rng(0)
     write_store(path, rng.normal(size=(12, 8)), [6, 6], [1, 2], dtype=dtype)

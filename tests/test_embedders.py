@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import lvm_plugins.embedders as E
-from lvm_core.embedding import (
+from lvm_core.data.embedding import (
     EmbedderUnavailable,
     EmbeddingCache,
     check_weights,

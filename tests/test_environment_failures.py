@@ -11,10 +11,10 @@ import torch
 
 from lvm_core import faults
 from lvm_core.atomic import atomic_dir, write_text
-from lvm_core.checkpoint import load_state
-from lvm_core.checkpointer import Checkpointer
 from lvm_core.errors import InputError
 from lvm_core.rundir import RunDir
+from lvm_core.training.checkpoint import load_state
+from lvm_core.training.checkpointer import Checkpointer
 from tests.conftest import make_tiny_store
 from workbench import exit_codes
 from workbench.cli import main

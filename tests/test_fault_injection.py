@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from lvm_core import faults
 from lvm_core.errors import InputError
 from lvm_core.rundir import RunDir
-from lvm_core.train import train
+from lvm_core.training.loop import train
 from tests.conftest import make_tiny_store
 from workbench.plugin_host import load_plugins
 from workbench.plan import plan_from_text

@@ -1,5 +1,5 @@
-"""Ridge and frame weights fitted on the train part (lvm_core/fitted_baselines.py), and the
-trainer's paired gains over every baseline (lvm_core/paired_eval.py)."""
+"""Ridge and frame weights fitted on the train part (lvm_core/models/fitted.py), and the
+trainer's paired gains over every baseline (lvm_core/evaluation/paired_eval.py)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import math
 import numpy as np
 import pytest
 
-from lvm_core.bootstrap import paired_intervals
-from lvm_core.fitted_baselines import FrameWeights, fit_baselines, frame_weights_fit
-from lvm_core.paired_eval import PairedEval, gain_metrics, load_samples
-from lvm_core.store import l2_normalize
-from lvm_core.train import EvalSet
-from lvm_core.validation import baseline_predictions
-from lvm_core.windows import make_windows
+from lvm_core.data.store import l2_normalize
+from lvm_core.data.windows import make_windows
+from lvm_core.evaluation.bootstrap import paired_intervals
+from lvm_core.evaluation.paired_eval import PairedEval, gain_metrics, load_samples
+from lvm_core.models.fitted import FrameWeights, fit_baselines, frame_weights_fit
+from lvm_core.training.loop import EvalSet
+from lvm_core.training.validation import baseline_predictions
 
 
 def _frames(n=200, length=5, dim=12, seed=0):

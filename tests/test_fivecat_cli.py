@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from lvm_core.checkpoint import save_checkpoint
-from lvm_core.models import ARCHITECTURES
+from lvm_core.models.networks import ARCHITECTURES
+from lvm_core.training.checkpoint import save_checkpoint
 from tests._gates_helpers import walk_store
 from tests.conftest import DEMO_STORE, OOD_STORE
 from workbench.cli import main

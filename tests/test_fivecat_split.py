@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from lvm_core.checkpoint import read_checkpoint_meta, save_checkpoint
-from lvm_core.models import ARCHITECTURES
-from lvm_core.split_guard import resolve_checkpoint_split, training_overlap
-from lvm_core.store import ArticleStore
-from lvm_core.windows import split_by_fractions
+from lvm_core.data.split_guard import resolve_checkpoint_split, training_overlap
+from lvm_core.data.store import ArticleStore
+from lvm_core.data.windows import split_by_fractions
+from lvm_core.models.networks import ARCHITECTURES
+from lvm_core.training.checkpoint import read_checkpoint_meta, save_checkpoint
 from tests.conftest import DEMO_STORE, OOD_STORE
 from workbench.cli import main
 

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from lvm_core.evaluation import DEFAULT_GATES
 from lvm_core.errors import InputError, InputErrors
+from lvm_core.evaluation.battery import DEFAULT_GATES
 from tests._kit_helpers import KIT, KIT_DIST, fake_install_kit, pip_install_kit
 from tests.conftest import DEMO_STORE, OOD_STORE
 from tests.test_plan import GOOD
@@ -114,8 +114,8 @@ def test_pip_installed_gate_package_is_chosen_in_a_plan_and_with_the_flag(tmp_pa
 
 
 def test_the_score_names_the_gates_it_counts():
-    from lvm_core.evaluation import score_text
-    from lvm_core.gate_report import doc_score_text
+    from lvm_core.evaluation.battery import score_text
+    from lvm_core.evaluation.gate_report import doc_score_text
 
     assert score_text(3, 5, ["A", "B", "C", "D", "E"]) == "A-E 3/5"  # the default battery keeps its name
     assert score_text(0, 2, ["A", "CM"]) == "gates 0/2 (A, CM)"
@@ -127,7 +127,7 @@ def test_the_score_names_the_gates_it_counts():
 
 
 def test_chosen_gates_are_named_in_the_table_gates_json_report_run_and_compare(kit, tmp_path, plan_dir, capsys):
-    from lvm_core.compare import run_rows
+    from lvm_core.evaluation.compare import run_rows
 
     code, out = _fivecat(tmp_path, "--gate", "A", "--gate", "CM", "--threshold", "CM.val.win_rate=0.0",
                          "--threshold", "CM.ood.win_rate=0.0")

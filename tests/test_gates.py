@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
+from lvm_core.data.store import l2_normalize, write_store
+from lvm_core.data.windows import make_windows
 from lvm_core.errors import InputError
-from lvm_core.evaluation import (
+from lvm_core.evaluation.battery import (
     build_variant, draw_samples, predict_split, run_battery, spread_sample, _non_identity_perms,
 )
-from lvm_core.store import l2_normalize, write_store
-from lvm_core.windows import make_windows
 from tests._gates_helpers import basis_store, default_gates, next_of_last, walk_store
 
 
@@ -234,7 +234,7 @@ def test_a_split_with_no_room_for_the_gates_is_an_input_error(tmp_path):
 
 def test_batched_ranks_match_the_shared_metric(walk):
     """Gate B ranks through the per-split cache of article blocks equal the uncached shared metric."""
-    from lvm_core.metrics import within_article_ranks
+    from lvm_core.evaluation.metrics import within_article_ranks
     from lvm_plugins.gates import within_article_ranks_both
 
     s = draw_samples("val", walk, make_windows(walk).target_rows, samples=90, horizon=5, context_len=5, seed=2,

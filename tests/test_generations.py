@@ -14,12 +14,12 @@ import time
 import pytest
 import torch
 
-from lvm_core.checkpoint import load_weights, save_checkpoint
-from lvm_core.checkpointer import Checkpointer
 from lvm_core.errors import InputError
 from lvm_core.rundir import RunDir, claim_run_dir
 from lvm_core.runlock import RunBusy, RunLock
-from lvm_core.train import train
+from lvm_core.training.checkpoint import load_weights, save_checkpoint
+from lvm_core.training.checkpointer import Checkpointer
+from lvm_core.training.loop import train
 from tests.test_resume import env, uninterrupted  # noqa: F401 - module fixtures shared with test_resume
 from workbench.run_prep import prepare_run
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from lvm_core.errors import InputError, InputErrors
-from lvm_core.tripwires import Condition, Lower, Tripwire
+from lvm_core.training.tripwires import Condition, Lower, Tripwire
 from tests.conftest import make_tiny_store
 from workbench.plan import plan_from_text, plan_to_toml
 

@@ -143,7 +143,7 @@ def test_ctrl_c_saves_last_exits_130_and_resume_finishes(tmp_path):
 
 
 def test_raising_plugin_hook_becomes_an_alert_naming_the_plugin(tmp_path):
-    from lvm_core.train import train
+    from lvm_core.training.loop import train
     from workbench.plugin_host import load_plugins
     from workbench.plan import plan_from_text
     from workbench.run_prep import prepare_run

@@ -76,8 +76,8 @@ def test_the_plugin_api_names_exist_and_the_rule_sees_a_back_door(tmp_path):
     assert all(hasattr(workbench.api, n) for n in workbench.api.__all__)
     assert len(set(workbench.api.__all__)) == len(workbench.api.__all__)
     back_door = tmp_path / "p.py"
-    back_door.write_text("from lvm_core.evaluation import SplitSamples\ndef f():\n    import workbench.session\n")
-    assert _project_imports(back_door) == [("lvm_core.evaluation", ["SplitSamples"]), ("workbench.session", [])]
+    back_door.write_text("from lvm_core.evaluation.battery import SplitSamples\ndef f():\n    import workbench.session\n")
+    assert _project_imports(back_door) == [("lvm_core.evaluation.battery", ["SplitSamples"]), ("workbench.session", [])]
 
 
 def test_plugins_touch_no_private_attribute_of_the_core():

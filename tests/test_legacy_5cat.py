@@ -11,8 +11,8 @@ import random
 import numpy as np
 import pytest
 
-from lvm_core.evaluation import draw_samples, run_battery
-from lvm_core.windows import make_windows
+from lvm_core.data.windows import make_windows
+from lvm_core.evaluation.battery import draw_samples, run_battery
 from tests._gates_helpers import basis_store, default_gates, walk_store
 
 N, H = 25, 3
@@ -148,7 +148,7 @@ def test_legacy_takes_the_first_n_windows_per_gate(tmp_path):
 
 
 def test_legacy_json_holds_only_what_the_original_reported(tmp_path):
-    from lvm_core.evaluation import LEGACY_KEYS
+    from lvm_core.evaluation.battery import LEGACY_KEYS
 
     store = walk_store(tmp_path / "walk")
     splits = {"val": (store, make_windows(store).target_rows), "ood": (store, make_windows(store).target_rows)}

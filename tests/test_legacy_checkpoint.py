@@ -1,7 +1,7 @@
 """Original-format `.pt` checkpoints import without unpickling code and predict as the original.
 
 The modules below re-state the original architectures' layout (app/lvm/models.py of
-lnsp-phase-4: module names, shapes, forward) independently of lvm_core/models.py, so the test
+lnsp-phase-4: module names, shapes, forward) independently of lvm_core/models/networks.py, so the test
 checks that an original file, not our own, round-trips."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lvm_core.checkpoint import load_model
 from lvm_core.errors import InputError
-from lvm_core.legacy_checkpoint import import_legacy_checkpoint, read_legacy_checkpoint
-from lvm_core.models import ARCHITECTURES
+from lvm_core.legacy.checkpoint import import_legacy_checkpoint, read_legacy_checkpoint
+from lvm_core.models.networks import ARCHITECTURES
+from lvm_core.training.checkpoint import load_model
 
 D = 12
 

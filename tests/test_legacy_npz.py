@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lvm_core.data.store import ArticleStore, l2_normalize
+from lvm_core.data.windows import make_windows, split_by_ranges
 from lvm_core.errors import InputError
-from lvm_core.legacy_npz import (
+from lvm_core.legacy.npz import (
     SequenceSet, export_articles_npz, export_windows_npz, import_articles_npz, load_sequences_npz,
     read_articles_npz, read_sequences_npz, rows_for_pairs, windows_for_sequences,
 )
-from lvm_core.store import ArticleStore, l2_normalize
-from lvm_core.windows import make_windows, split_by_ranges
 from workbench.cli import main
 
 from ._legacy_npz_helpers import windows_of, write_article_npz

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from lvm_core.batch import Batch
 from lvm_core.errors import InputError
-from lvm_core.models import TransformerVectorPredictor
+from lvm_core.models.networks import TransformerVectorPredictor
+from lvm_core.training.batch import Batch
 from lvm_plugins.losses import hard_negative_offsets
 from workbench.plugin_host import load_plugins
 

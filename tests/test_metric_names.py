@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from lvm_core.evaluation import draw_samples, predict_split, resolve_gates, run_battery, torch_predictor
-from lvm_core.metric_names import current_name, current_threshold, upgrade_metrics, upgrade_record
-from lvm_core.metrics import cosine_rows, unit_predictions, within_article_ranks_both
-from lvm_core.models import ARCHITECTURES
-from lvm_core.store import ArticleStore
-from lvm_core.validation import predict, split_metrics
-from lvm_core.windows import Windows, make_windows
+from lvm_core.data.store import ArticleStore
+from lvm_core.data.windows import Windows, make_windows
+from lvm_core.evaluation.battery import draw_samples, predict_split, resolve_gates, run_battery, torch_predictor
+from lvm_core.evaluation.metric_names import current_name, current_threshold, upgrade_metrics, upgrade_record
+from lvm_core.evaluation.metrics import cosine_rows, unit_predictions, within_article_ranks_both
+from lvm_core.models.networks import ARCHITECTURES
+from lvm_core.training.validation import predict, split_metrics
 from tests.conftest import DEMO_STORE
 from workbench.plugin_host import load_plugins
 from workbench.plan import plan_from_text
@@ -169,10 +169,10 @@ def test_an_unknown_metric_is_still_one_clear_error(tmp_path):
 
 def test_a_resume_state_saved_before_the_rename_loads_under_the_new_names():
     """--resume of a run checkpointed before the rename: its best metric, last evaluation and the
-    tripwires' previous evaluation come back under the current names (lvm_core/train_state.py)."""
-    from lvm_core.schedules import LrSchedule
-    from lvm_core.train_state import Best, TrainState
-    from lvm_core.tripwires import TripwireBoard
+    tripwires' previous evaluation come back under the current names (lvm_core/training/state.py)."""
+    from lvm_core.training.schedules import LrSchedule
+    from lvm_core.training.state import Best, TrainState
+    from lvm_core.training.tripwires import TripwireBoard
 
     def state() -> TrainState:
         model = torch.nn.Linear(4, 4)

@@ -1,11 +1,11 @@
-"""The shared metrics against hand-computed cases (lvm_core/metrics.py)."""
+"""The shared metrics against hand-computed cases (lvm_core/evaluation/metrics.py)."""
 
 import numpy as np
 import pytest
 
-from lvm_core.metrics import (cosine_rows, margin_rows, prediction_metrics, rank_summary, unit_predictions,
+from lvm_core.data.store import write_store
+from lvm_core.evaluation.metrics import (cosine_rows, margin_rows, prediction_metrics, rank_summary, unit_predictions,
                               within_article_ranks, within_article_ranks_both)
-from lvm_core.store import write_store
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def test_prediction_metrics_of_copy_last_by_hand(line_store):
 
 def test_both_candidate_sets_under_their_own_names_for_copy_last_by_hand(line_store):
     """prediction_metrics (the trainer's val numbers) gives R@k_article and R@k_no_context, the
-    names gate B uses (lvm_core/metric_names.py). Copy-last at 30 (target 60) and at 60 (target
+    names gate B uses (lvm_core/evaluation/metric_names.py). Copy-last at 30 (target 60) and at 60 (target
     90): among the whole article it ranks 3rd of 4 (its own chunk and a tie beat the target);
     without the 2 context chunks the target is first of 2."""
     rows = np.array([2, 3])

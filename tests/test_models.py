@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from lvm_core import baselines
-from lvm_core.baseline_models import BASELINE_MODELS, Ridge
 from lvm_core.errors import InputError
-from lvm_core.models import ARCHITECTURES, PositionalEncoding, TransformerVectorPredictor, count_parameters
+from lvm_core.models import baselines
+from lvm_core.models.baselines import BASELINE_MODELS, Ridge
+from lvm_core.models.networks import ARCHITECTURES, PositionalEncoding, TransformerVectorPredictor, count_parameters
 from workbench.plugin_host import load_plugins
 
 torch.set_num_threads(1)

@@ -10,9 +10,9 @@ import json
 import numpy as np
 import pytest
 
-from lvm_core.build import BuildConfig, build_store
+from lvm_core.data.build import BuildConfig, build_store
+from lvm_core.data.store import NONFINITE_KEY, ArticleStore, write_store
 from lvm_core.errors import InputError
-from lvm_core.store import NONFINITE_KEY, ArticleStore, write_store
 from tests._builder_helpers import CountingEmbedder
 from tests.conftest import make_tiny_store
 from tests.test_build import corpus_of

@@ -7,7 +7,7 @@ import pytest
 import tomli
 
 from lvm_core.errors import InputError, InputErrors
-from lvm_core.schedules import WeightSchedule
+from lvm_core.training.schedules import WeightSchedule
 from tests.conftest import make_tiny_store
 from workbench.plugin_host import load_plugins
 from workbench.plan import load_plan, plan_from_text, plan_to_toml, toml_key_lines
@@ -213,7 +213,7 @@ def test_validation_sample_is_right_when_article_ids_descend(tmp_path):
     must still be a set of distinct windows of the val part."""
     import numpy as np
 
-    from lvm_core.store import ArticleStore
+    from lvm_core.data.store import ArticleStore
     from tests.conftest import make_tiny_store
     from workbench.plugin_host import load_plugins
     from workbench.plan import plan_from_text
@@ -242,7 +242,7 @@ max_samples = 30
     (val,) = [es for es in setup.eval_sets if es.name == "val"]
     rows = val.windows.target_rows
     s = ArticleStore.open(store.path)
-    from lvm_core.windows import Split
+    from lvm_core.data.windows import Split
 
     val_ids = set(Split.load(tmp_path / "run" / "split.json").ids("val").tolist())
     assert len(rows) == 30 and len(np.unique(rows)) == 30

@@ -12,7 +12,7 @@ import pytest
 
 from lvm_core.errors import InputError, InputErrors, problems, raise_all
 from lvm_core.params import Param
-from lvm_core.train import EvalConfig, TrainConfig
+from lvm_core.training.loop import EvalConfig, TrainConfig
 from workbench.plan import docs, load, plan_from_text, schema
 
 from .conftest import make_tiny_store

@@ -91,7 +91,7 @@ def test_a_raising_loss_is_one_line_keeps_its_step_and_resumes_when_fixed(plan, 
     steps = [json.loads(l).get("step") for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert 2 in steps  # the log line of step 2 was written before the fault
     assert (run_dir / "checkpoints" / "last.safetensors").is_file()  # saved at the start of step 3
-    from lvm_core.checkpoint import read_checkpoint_meta
+    from lvm_core.training.checkpoint import read_checkpoint_meta
 
     assert read_checkpoint_meta(run_dir / "checkpoints" / "last.safetensors")["step"] == 3
     monkeypatch.setenv("LVM_TEST_FAULT", "")  # the plugin is fixed

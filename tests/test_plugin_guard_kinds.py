@@ -10,8 +10,8 @@ import json
 import numpy as np
 import pytest
 
-from lvm_core.corpus import Corpus, Document
-from lvm_core.store import ArticleStore
+from lvm_core.data.corpus import Corpus, Document
+from lvm_core.data.store import ArticleStore
 from tests.conftest import DEMO_STORE
 from workbench import hookimpl
 from workbench.cli import main
@@ -142,7 +142,7 @@ def test_nan_rows_of_an_embedder_are_recorded_and_named_by_the_build(tmp_path, m
 
 @pytest.mark.parametrize("source, code, line", [
     ("raise", 1, "corpus reader 'mem' of plugin kit ((in-process)) raised in reading 'raise': KeyError: 'no such shelf'"),
-    ("list", 1, "corpus reader 'mem' of plugin kit ((in-process)) returned list reading 'list'; expected an lvm_core.corpus.Corpus"),
+    ("list", 1, "corpus reader 'mem' of plugin kit ((in-process)) returned list reading 'list'; expected an lvm_core.data.corpus.Corpus"),
     ("bad input", 2, "bad input: expected a shelf name"),  # a reader's own InputError stays bad input
 ])
 def test_a_faulty_corpus_reader_is_one_line_naming_it(tmp_path, monkeypatch, capsys, source, code, line):
@@ -234,7 +234,7 @@ def test_a_model_with_a_wrong_output_is_named_before_step_0(tmp_path, capsys, ar
 def test_the_model_probe_leaves_the_random_state_alone(tmp_path):
     import torch
 
-    from lvm_core.models import ARCHITECTURES
+    from lvm_core.models.networks import ARCHITECTURES
     from workbench.plugin_guard import check_model
 
     host = load_plugins(entry_points=False)

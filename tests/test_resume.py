@@ -9,8 +9,8 @@ from collections import Counter
 import pytest
 import torch
 
-from lvm_core.checkpoint import load_weights
-from lvm_core.train import train
+from lvm_core.training.checkpoint import load_weights
+from lvm_core.training.loop import train
 from tests.conftest import make_tiny_store
 from workbench.plugin_host import load_plugins
 from workbench.plan import plan_from_text

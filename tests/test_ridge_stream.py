@@ -1,5 +1,5 @@
 """Ridge and frame weights from normal equations streamed over chunks of windows
-(lvm_core/ridge_stream.py): the same numbers as the dense reference, without the design matrix."""
+(lvm_core/models/ridge_stream.py): the same numbers as the dense reference, without the design matrix."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from lvm_core import ridge_stream
-from lvm_core import validation as train_validation
-from lvm_core.baselines import RidgeBaseline, select_ridge_alpha
+from lvm_core.data.store import ArticleStore, l2_normalize, write_store
+from lvm_core.data.windows import Windows, make_windows, split_by_fractions
 from lvm_core.errors import InputError
-from lvm_core.fitted_baselines import MAX_FIT_WINDOWS, fit_baselines_streamed, frame_weights_streamed
-from lvm_core.ridge_stream import NormalEquations, array_reader, fit_ridge_streamed
-from lvm_core.store import ArticleStore, l2_normalize, write_store
-from lvm_core.windows import Windows, make_windows, split_by_fractions
+from lvm_core.models import ridge_stream
+from lvm_core.models.baselines import RidgeBaseline, select_ridge_alpha
+from lvm_core.models.fitted import MAX_FIT_WINDOWS, fit_baselines_streamed, frame_weights_streamed
+from lvm_core.models.ridge_stream import NormalEquations, array_reader, fit_ridge_streamed
+from lvm_core.training import validation as train_validation
 
 from .conftest import OOD_STORE
 

@@ -10,7 +10,7 @@ import json
 import pytest
 import torch
 
-from lvm_core.compare import plan_diff, run_row
+from lvm_core.evaluation.compare import plan_diff, run_row
 from tests.conftest import DEMO_STORE, OOD_STORE
 from workbench.cli import main
 
@@ -136,7 +136,7 @@ def test_a_folder_that_is_not_a_run_is_bad_input(tmp_path, capsys):
 
 def _as_before_the_rename(metrics: dict) -> dict:
     """A record as an old trainer wrote it: margin, R@k for the article, no no-context ranks."""
-    from lvm_core.metric_names import TRAINER_RENAMED
+    from lvm_core.evaluation.metric_names import TRAINER_RENAMED
 
     back = {new: old for old, new in TRAINER_RENAMED.items()}
     out = {}

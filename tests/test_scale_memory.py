@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from lvm_core import validation as train_validation
-from lvm_core.fitted_baselines import MAX_FIT_WINDOWS, fit_baselines
-from lvm_core.ridge_stream import CHUNK_WINDOWS
-from lvm_core.store import write_store
-from lvm_core.windows import Windows, make_windows
+from lvm_core.data.store import write_store
+from lvm_core.data.windows import Windows, make_windows
+from lvm_core.models.fitted import MAX_FIT_WINDOWS, fit_baselines
+from lvm_core.models.ridge_stream import CHUNK_WINDOWS
+from lvm_core.training import validation as train_validation
 
 
 def test_baseline_fit_gathers_only_its_seeded_subset_and_fits_the_same(tmp_path, monkeypatch):

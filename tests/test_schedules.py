@@ -5,7 +5,7 @@ import math
 import pytest
 
 from lvm_core.errors import InputError, InputErrors
-from lvm_core.schedules import LrSchedule, WeightSchedule, weight_schedule_from_dict
+from lvm_core.training.schedules import LrSchedule, WeightSchedule, weight_schedule_from_dict
 
 
 def test_constant_keeps_the_loss_weight_or_its_own_value():

@@ -1,5 +1,5 @@
 """Seed groups (`--run plan --seeds 0,1,2`, plan keys seeds / seed_splits) and the statistics
-`runs compare` shows across seeds (lvm_core/seed_stats.py)."""
+`runs compare` shows across seeds (lvm_core/evaluation/seed_stats.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from lvm_core.bootstrap import paired_intervals
-from lvm_core.compare import run_rows, seed_groups
 from lvm_core.errors import InputError
-from lvm_core.paired_eval import load_samples
-from lvm_core.seed_stats import group_stats, mean_sd, pooled_gain
+from lvm_core.evaluation.bootstrap import paired_intervals
+from lvm_core.evaluation.compare import run_rows, seed_groups
+from lvm_core.evaluation.paired_eval import load_samples
+from lvm_core.evaluation.seed_stats import group_stats, mean_sd, pooled_gain
 from workbench.cli import main
 from workbench.seed_group import parse_seeds, seed_plan
 from workbench.plan import load_plan, plan_from_text

@@ -1,17 +1,17 @@
 """Checkpoint selection cannot pick a degenerate model: the default metric (val/cos) is one a
 far-from-everything prediction cannot win, and an evaluation with any non-finite or zero
-prediction is never selected (lvm_core/train.py)."""
+prediction is never selected (lvm_core/training/loop.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from lvm_core import baselines
-from lvm_core.metrics import prediction_metrics
-from lvm_core.store import ArticleStore, l2_normalize
-from lvm_core.train import TrainConfig
-from lvm_core.validation import has_nonfinite
-from lvm_core.windows import make_windows
+from lvm_core.data.store import ArticleStore, l2_normalize
+from lvm_core.data.windows import make_windows
+from lvm_core.evaluation.metrics import prediction_metrics
+from lvm_core.models import baselines
+from lvm_core.training.loop import TrainConfig
+from lvm_core.training.validation import has_nonfinite
 from tests.conftest import DEMO_STORE
 
 

@@ -9,9 +9,9 @@ import json
 import numpy as np
 import pytest
 
+from lvm_core.data.shards import parse_shard, shard_range
+from lvm_core.data.store import ArticleStore
 from lvm_core.errors import InputError
-from lvm_core.shards import parse_shard, shard_range
-from lvm_core.store import ArticleStore
 from workbench import cli
 
 DEMO_ARGS = ["data", "build", "--reader", "kjv", "--embedder", "potion-base-8m", "--split-chunks", "30",

@@ -1,5 +1,5 @@
 """Models that start where the baselines end: at initialisation each equals its baseline to 1e-6
-on real windows of the bundled store (lvm_core/start_at_baseline.py, AMN zero_residual)."""
+on real windows of the bundled store (lvm_core/models/start_at_baseline.py, AMN zero_residual)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from lvm_core.baselines import context_mean
+from lvm_core.data.store import ArticleStore
+from lvm_core.data.windows import make_windows
 from lvm_core.errors import InputError
-from lvm_core.fitted_baselines import fit_baselines
-from lvm_core.models import AttentionMixtureNetwork
-from lvm_core.start_at_baseline import FrameWeightsModel, ResidualRidge
-from lvm_core.store import ArticleStore
-from lvm_core.windows import make_windows
+from lvm_core.models.baselines import context_mean
+from lvm_core.models.fitted import fit_baselines
+from lvm_core.models.networks import AttentionMixtureNetwork
+from lvm_core.models.start_at_baseline import FrameWeightsModel, ResidualRidge
 from tests.conftest import DEMO_STORE
 
 pytestmark = pytest.mark.skipif(not DEMO_STORE.exists(), reason="bundled data missing")

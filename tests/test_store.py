@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
+from lvm_core.data.store import ArticleStore, write_store
+from lvm_core.data.windows import Split, make_windows, split_by_fractions, split_by_ranges
 from lvm_core.errors import InputError
-from lvm_core.store import ArticleStore, write_store
-from lvm_core.windows import Split, make_windows, split_by_fractions, split_by_ranges
 
 from .conftest import make_tiny_store
 

@@ -1,4 +1,4 @@
-"""The strategy library (plugins/strategies.py) and the share controller (lvm_core/weight_control.py).
+"""The strategy library (plugins/strategies.py) and the share controller (lvm_core/training/weight_control.py).
 
 Hand-computed cases use 2-D unit vectors at known angles, so every cosine is cos(angle difference).
 Store layout of the main case: article 0 = rows 0..5, article 1 = rows 6..8 (the end of the store).
@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from lvm_core.errors import InputError, InputErrors
-from lvm_core.models import SimpleMLP
+from lvm_core.models.networks import SimpleMLP
 from lvm_core.params import resolve_params
-from lvm_core.weight_control import ShareController, controller_from_spec
+from lvm_core.training.weight_control import ShareController, controller_from_spec
 from lvm_plugins.strategies import (AdaptiveDirectional, AntiCopy, EnergyScore, FutureRanking, NoisyHead, Rollout,
                                     VarianceGuard, future_chunks)
 from tests._strategies_helpers import Fixed, FixedSamples, Rotate, make_batch, unit
@@ -345,7 +345,7 @@ def test_controller_from_plan_spec():
 
 
 def test_noisy_head_rebuilds_from_its_checkpoint(host, tmp_path):
-    from lvm_core.checkpoint import load_model, save_checkpoint
+    from lvm_core.training.checkpoint import load_model, save_checkpoint
     params = {"base": "gru", "base_width": 8, "base_layers": 1, "noise_dim": 3, "hidden_dim": 5, "noise_scale": 0.5}
     torch.manual_seed(0)
     model = host.get("model", "noisy_head").obj(6, 4, **params).eval()
@@ -363,7 +363,7 @@ def test_noisy_head_rebuilds_from_its_checkpoint(host, tmp_path):
 # ---- real data: the next-chunk oracle walks the article ------------------------------------------------------
 
 def _store(which, tmp_path):
-    from lvm_core.store import ArticleStore
+    from lvm_core.data.store import ArticleStore
     from tests.conftest import DEMO_STORE, make_tiny_store
     if which == "tiny":
         return make_tiny_store(tmp_path / "tiny.lvmstore", lengths=(9, 6, 12, 7))
@@ -376,7 +376,7 @@ def _store(which, tmp_path):
 def test_rollout_of_the_next_chunk_oracle_scores_one_inside_the_article(which, tmp_path):
     import numpy as np
 
-    from lvm_core.windows import make_windows
+    from lvm_core.data.windows import make_windows
     from tests._strategies_helpers import NextChunkOracle, store_batch
 
     store = _store(which, tmp_path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lvm_core.text import (
+from lvm_core.data.text import (
     chunk_text,
     clean_paragraphs,
     extract_html,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lvm_core.batch import Batch
+from lvm_core.training.batch import Batch
 from workbench.plugin_host import load_plugins
 
 ROOT = Path(__file__).resolve().parents[1]

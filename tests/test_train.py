@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from lvm_core.checkpoint import load_weights, read_checkpoint_meta
-from lvm_core.train import BatchSource, LossTerm, epoch_order, train
-from lvm_core.validation import baseline_metrics, evaluate
-from lvm_core.windows import make_windows
+from lvm_core.data.windows import make_windows
+from lvm_core.training.checkpoint import load_weights, read_checkpoint_meta
+from lvm_core.training.loop import BatchSource, LossTerm, epoch_order, train
+from lvm_core.training.validation import baseline_metrics, evaluate
 from tests._train_helpers import (ConstantModel, LastLinear, mse_strategy, quarter_turn_store, scripted_loss,
                                   setup_for)
 from tests.conftest import make_tiny_store
@@ -245,7 +245,7 @@ def test_metrics_table_rows_and_missing_values():
 
 
 def test_a_controlled_weight_follows_the_logged_shares(qstore, tmp_path):
-    from lvm_core.weight_control import ShareController
+    from lvm_core.training.weight_control import ShareController
 
     # both terms are constant 1.0; the controlled one should hold 20% of the loss:
     # w* = 0.2 * rest / (0.8 * term) = 0.2 * 1 / 0.8 = 0.25, set after the first logged step

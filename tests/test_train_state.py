@@ -13,11 +13,11 @@ import pytest
 import torch
 from torch import nn
 
-from lvm_core.schedules import LrSchedule
-from lvm_core.train import LossTerm
-from lvm_core.train_state import Best, EarlyStop, TrainState, improved
-from lvm_core.tripwires import TripwireBoard, tripwire_from_dict
-from lvm_core.weight_control import ShareController
+from lvm_core.training.loop import LossTerm
+from lvm_core.training.schedules import LrSchedule
+from lvm_core.training.state import Best, EarlyStop, TrainState, improved
+from lvm_core.training.tripwires import TripwireBoard, tripwire_from_dict
+from lvm_core.training.weight_control import ShareController
 
 from ._train_helpers import mse_strategy
 
@@ -159,7 +159,7 @@ class _NoPrediction:
     (lambda: [LossTerm("own", _NoPrediction())], 1),  # no shared forward pass: only the term's own
 ])
 def test_the_loop_runs_one_shared_forward_pass_per_micro_batch(tmp_path, losses, forwards_per_batch):
-    from lvm_core.train import train
+    from lvm_core.training.loop import train
     from tests.conftest import make_tiny_store
 
     from ._train_helpers import setup_for

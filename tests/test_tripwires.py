@@ -9,12 +9,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import lvm_core.train as train_mod
-from lvm_core.checkpoint import load_state, load_weights
-from lvm_core.checkpointer import Checkpointer
+import lvm_core.training.loop as train_mod
 from lvm_core.events import CheckpointSaved, EvalDone, StepLogged
-from lvm_core.train import LossTerm, train
-from lvm_core.tripwires import Condition, Lower, Tripwire, TripwireBoard
+from lvm_core.training.checkpoint import load_state, load_weights
+from lvm_core.training.checkpointer import Checkpointer
+from lvm_core.training.loop import LossTerm, train
+from lvm_core.training.tripwires import Condition, Lower, Tripwire, TripwireBoard
 from tests._train_helpers import LastLinear, mse_strategy, setup_for
 from tests.conftest import make_tiny_store
 

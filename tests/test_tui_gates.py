@@ -1,5 +1,5 @@
 """The Gates screen (issues 9, 12, 13): a checkpoint is scored on its own val part (the split it
-records, found by lvm_core.split_guard as `5cat` finds it), the gates come from a checklist of
+records, found by lvm_core.data.split_guard as `5cat` finds it), the gates come from a checklist of
 every registered gate (third-party ones too), and a run's own battery shows the verdict against
 every baseline, fitted ones included, with its intervals. The Plugins screen lists a disabled
 plugin in red with its problem and the switch that stops loading it."""
@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from textual.widgets import DataTable, Select, SelectionList, Static
 
-from lvm_core.checkpointer import Checkpointer
-from lvm_core.windows import Split
+from lvm_core.data.windows import Split
+from lvm_core.training.checkpointer import Checkpointer
 from workbench.hookspecs import hookimpl
 from workbench.plugin_host import load_plugins
 from workbench.tui import datasets

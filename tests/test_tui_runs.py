@@ -12,8 +12,8 @@ from pathlib import Path
 
 from textual.widgets import DataTable, Select, Static
 
-from lvm_core import compare as run_compare
-from lvm_core.seed_stats import GROUP_JSON
+from lvm_core.evaluation import compare as run_compare
+from lvm_core.evaluation.seed_stats import GROUP_JSON
 from workbench.cli import main
 from workbench.tui.app import WorkbenchApp
 

@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
+from lvm_core.data.checks import validate_store
+from lvm_core.data.store import write_store
+from lvm_core.data.windows import make_windows
 from lvm_core.errors import InputError
-from lvm_core.legacy_npz import LegacyArticles, SequenceSet, validate_legacy_articles, validate_sequences
-from lvm_core.store import write_store
-from lvm_core.validate import validate_store
-from lvm_core.windows import make_windows
+from lvm_core.legacy.npz import LegacyArticles, SequenceSet, validate_legacy_articles, validate_sequences
 from workbench.cli import main
 
 from .conftest import make_tiny_store

@@ -9,11 +9,11 @@ import math
 import numpy as np
 import pytest
 
-from lvm_core.bootstrap import paired_intervals
-from lvm_core.evaluation import draw_samples, run_battery
-from lvm_core.gate_report import console_table, markdown, relative_text, summary_line
-from lvm_core.store import ArticleStore, l2_normalize
-from lvm_core.windows import make_windows
+from lvm_core.data.store import ArticleStore, l2_normalize
+from lvm_core.data.windows import make_windows
+from lvm_core.evaluation.battery import draw_samples, run_battery
+from lvm_core.evaluation.bootstrap import paired_intervals
+from lvm_core.evaluation.gate_report import console_table, markdown, relative_text, summary_line
 from tests._gates_helpers import default_gates, walk_store
 from tests.conftest import DEMO_STORE, OOD_STORE
 
@@ -119,7 +119,7 @@ def test_a_nan_model_reports_nan_bounds_and_fails(tmp_path):
     store = walk_store(tmp_path / "w")
     res = _battery(lambda c: np.full((c.shape[0], c.shape[2]), np.nan, np.float32), store, store, samples=100)
     m = res.metrics["vs_baselines"]["val"]["model"]
-    # a NaN prediction is scored cos 0 (lvm_core.metrics.unit_predictions) and counted: every check fails
+    # a NaN prediction is scored cos 0 (lvm_core.evaluation.metrics.unit_predictions) and counted: every check fails
     n = res.splits["val"]["samples"]
     assert m["nonfinite"] == n and m["gain/copy_last/lo"] < 0
     assert res.verdicts["model"]["vs_baselines"].passed is False

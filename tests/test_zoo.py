@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lvm_core.evaluation import resolve_gates, run_battery
-from lvm_core.gate_report import console_table
-from lvm_core.store import ArticleStore
-from lvm_core.windows import make_windows
+from lvm_core.data.store import ArticleStore
+from lvm_core.data.windows import make_windows
+from lvm_core.evaluation.battery import resolve_gates, run_battery
+from lvm_core.evaluation.gate_report import console_table
 from tests._gates_helpers import basis_store, walk_store
 from workbench.plugin_host import load_plugins
 from tests._zoo_helpers import zoo

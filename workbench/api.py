@@ -10,21 +10,21 @@ worked examples. A name here stays importable from here when the modules behind 
 
 from __future__ import annotations
 
-from lvm_core import diagnostics
-from lvm_core.baseline_models import ContextMean, CopyLast, LinearExtrapolation, Ridge
-from lvm_core.batch import Batch
-from lvm_core.bootstrap import paired_intervals
-from lvm_core.corpus import Corpus, Document
-from lvm_core.embedding import Embedder, EmbedderUnavailable, check_weights, default_cache_dir
+from lvm_core.data.corpus import Corpus, Document
+from lvm_core.data.embedding import Embedder, EmbedderUnavailable, check_weights, default_cache_dir
+from lvm_core.data.text import extract_html, markdown_paragraphs
+from lvm_core.data.windows import make_windows
 from lvm_core.errors import InputError
-from lvm_core.evaluation import MODEL, OFFSETS, Check, Gate, SplitPredictions, SplitSamples, Verdict, split_kind
-from lvm_core.metrics import ArticleBlock, article_blocks, rank_summaries, within_article_ranks_both
-from lvm_core.models import (ARCHITECTURES, AttentionMixtureNetwork, GRUStack, LatentVectorModel, LSTMBaseline,
+from lvm_core.evaluation import diagnostics
+from lvm_core.evaluation.battery import MODEL, OFFSETS, Check, Gate, SplitPredictions, SplitSamples, Verdict, split_kind
+from lvm_core.evaluation.bootstrap import paired_intervals
+from lvm_core.evaluation.metrics import ArticleBlock, article_blocks, rank_summaries, within_article_ranks_both
+from lvm_core.models.baselines import ContextMean, CopyLast, LinearExtrapolation, Ridge
+from lvm_core.models.networks import (ARCHITECTURES, AttentionMixtureNetwork, GRUStack, LatentVectorModel, LSTMBaseline,
                              SimpleMLP, TransformerVectorPredictor)
+from lvm_core.models.start_at_baseline import FrameWeightsModel, ResidualRidge
 from lvm_core.params import Param
-from lvm_core.start_at_baseline import FrameWeightsModel, ResidualRidge
-from lvm_core.text import extract_html, markdown_paragraphs
-from lvm_core.windows import make_windows
+from lvm_core.training.batch import Batch
 
 from .hookspecs import hookimpl
 

@@ -69,7 +69,7 @@ def load_checkpoint_model(path: str | Path, *, device: Any = "cpu", plugin_paths
                           host: PluginHost | None = None) -> Any:
     """Rebuild a checkpoint's model, loading the plugins it names (the shared loader of 5cat,
     runs, import and the TUI). The run folder's plan folder is searched for local modules too."""
-    from lvm_core.checkpoint import load_model, read_checkpoint_meta
+    from lvm_core.training.checkpoint import load_model, read_checkpoint_meta
 
     meta = read_checkpoint_meta(path)
     paths = [*plugin_paths, *_run_plan_dir(Path(path))]
@@ -84,7 +84,7 @@ def check_run_plugins(run_dir: str | Path, host: PluginHost | None = None) -> No
     """`--resume RUN`: the plugin that defined the run's model is loaded, or one line naming the
     missing distribution (read from the run's newest checkpoint; a run without one yet has only
     its plan, which names the model)."""
-    from lvm_core.checkpoint import read_checkpoint_meta
+    from lvm_core.training.checkpoint import read_checkpoint_meta
 
     ckpt = Path(run_dir) / "checkpoints" / "last.safetensors"
     if ckpt.is_file():

@@ -16,20 +16,20 @@ import time
 from contextlib import contextmanager
 from typing import Iterator, TextIO
 
-from lvm_core import distributed
 from lvm_core.errors import InputError
-from lvm_core.gate_report import console_table, doc_score_text
-from lvm_core.progress import StatusLine, format_duration, progress_bar
+from lvm_core.evaluation.gate_report import console_table, doc_score_text
 from lvm_core.events import Alert, CheckpointSaved, EvalDone, Event, GatesDone, RunEnded, RunStarted, StepLogged
+from lvm_core.progress import StatusLine, format_duration, progress_bar
 from lvm_core.rundir import format_table, metrics_table
-from lvm_core.train import RunResult, train
+from lvm_core.training import distributed
+from lvm_core.training.loop import RunResult, train
 
 from . import exit_codes
 from .checkpoint_plugins import check_run_plugins
-from .plugin_host import load_plugins, warn_problems
-from .seed_group import member_dirs, new_group, parse_seeds, seed_plan, write_group
 from .plan import Plan, load_plan, load_run_plan, plan_to_dict
+from .plugin_host import load_plugins, warn_problems
 from .run_prep import prepare_run
+from .seed_group import member_dirs, new_group, parse_seeds, seed_plan, write_group
 
 def _beats(m: dict, split: str) -> str:
     """'beats baselines: yes' or 'no (ridge +0.004 [-0.002, +0.010])': the weakest lower bound."""
@@ -168,7 +168,7 @@ def run_seed_group(plan: Plan, seeds: list[int], seed_splits: bool, args: argpar
                    stdout: TextIO, stderr: TextIO) -> int:
     """One run per seed into GROUP/seed<N> (workbench/seed_group.py), then the group's
     comparison: mean +- sd across seeds and pooled paired intervals against each baseline."""
-    from lvm_core.compare import render_group_text, run_rows
+    from lvm_core.evaluation.compare import render_group_text, run_rows
 
     group = new_group(plan, seeds, seed_splits, args.run_dir)
     stderr.write(f"seed group {plan.name}: seeds {', '.join(map(str, seeds))}"

@@ -41,13 +41,13 @@ if TYPE_CHECKING:  # the types only: importing the hookspecs loads neither torch
     import torch
     from torch import nn
 
-    from lvm_core.batch import Batch
-    from lvm_core.corpus import Corpus
-    from lvm_core.embedding import Embedder
-    from lvm_core.evaluation import Gate
+    from lvm_core.training.batch import Batch
+    from lvm_core.data.corpus import Corpus
+    from lvm_core.data.embedding import Embedder
+    from lvm_core.evaluation.battery import Gate
     from lvm_core.params import Param
-    from lvm_core.store import ArticleStore
-    from lvm_core.windows import Split
+    from lvm_core.data.store import ArticleStore
+    from lvm_core.data.windows import Split
 
 PROJECT = "lvm_workbench"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -95,7 +95,7 @@ class LossStrategy(Protocol):
 
 
 LossFactory = Callable[..., LossStrategy]  # factory(**params) -> strategy
-GateFactory = Callable[..., "Gate"]  # factory(**params) -> gate: the gate protocol, lvm_core.evaluation.Gate
+GateFactory = Callable[..., "Gate"]  # factory(**params) -> gate: the gate protocol, lvm_core.evaluation.battery.Gate
 
 
 class RunInfo(Protocol):
@@ -162,7 +162,7 @@ def register_losses(register: Register) -> None:
 def register_gates(register: Register) -> None:
     """Register evaluation gates (GateFactory): ``factory(**params) -> gate``.
 
-    A gate follows the gate protocol, lvm_core.evaluation.Gate (``Gate`` in workbench.api):
+    A gate follows the gate protocol, lvm_core.evaluation.battery.Gate (``Gate`` in workbench.api):
     `key`, `title`, ``variants(context_len, horizon, legacy) -> [variant]`` (the predictions it
     reads from the shared evaluation), ``measure(preds) -> {metric: value}`` per split and
     ``judge({split: metrics}) -> Verdict``; a paired gate (``paired = True``) implements

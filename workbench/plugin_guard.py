@@ -169,12 +169,12 @@ def embedder_from(item: Item, params: Mapping[str, Any]) -> GuardedEmbedder:
 
 def read_corpus(item: Item, source: str, params: Mapping[str, Any]) -> Any:
     """A corpus reader's Corpus for `source`, or one line naming the reader."""
-    from lvm_core.corpus import Corpus
+    from lvm_core.data.corpus import Corpus
 
     corpus = guard_call(f"reading {source!r}", item, item.obj, source, **params)
     if not isinstance(corpus, Corpus):
         raise PluginFault(f"{who(item)} returned {type(corpus).__name__} reading {source!r}; "
-                          "expected an lvm_core.corpus.Corpus")
+                          "expected an lvm_core.data.corpus.Corpus")
     return corpus
 
 

@@ -1,8 +1,8 @@
-"""Run preparation: from a validated plan to everything `lvm_core.train.train` needs.
+"""Run preparation: from a validated plan to everything `lvm_core.training.loop.train` needs.
 
     plan = load_plan("examples/quickstart.toml")          # workbench/plan/
     setup = prepare_run(plan, host)                         # run directory, stores, model, losses
-    result = lvm_core.train.train(setup, sinks, stop_event)
+    result = lvm_core.training.loop.train(setup, sinks, stop_event)
 
 The same call serves the headless CLI (workbench/headless.py) and the TUI (from a worker thread:
 nothing here touches a UI or global state beyond torch's seed and thread count). It opens the
@@ -21,20 +21,20 @@ from typing import Any
 import numpy as np
 
 import lvm_core
-from lvm_core import distributed
 from lvm_core.atomic import remove_temporaries
-from lvm_core.checkpointer import Checkpointer
-from lvm_core.curriculum import build_subsets, epoch_index
+from lvm_core.data.store import ArticleStore
+from lvm_core.data.windows import Split, Windows, make_windows, split_by_fractions, split_by_ranges
 from lvm_core.device import configure_threads, seed_everything, select_device
 from lvm_core.errors import InputError
-from lvm_core.evaluation import resolve_gates
+from lvm_core.evaluation.battery import resolve_gates
 from lvm_core.rundir import RunDir, claim_run_dir, finish_interrupted_end, iso_time, new_run_dir
 from lvm_core.runlock import RunLock
-from lvm_core.schedules import WeightSchedule
-from lvm_core.store import ArticleStore
-from lvm_core.train import EvalSet, GateOutcome, LossTerm, TrainSetup
-from lvm_core.weight_control import controller_from_spec
-from lvm_core.windows import Split, Windows, make_windows, split_by_fractions, split_by_ranges
+from lvm_core.training import distributed
+from lvm_core.training.checkpointer import Checkpointer
+from lvm_core.training.curriculum import build_subsets, epoch_index
+from lvm_core.training.loop import EvalSet, GateOutcome, LossTerm, TrainSetup
+from lvm_core.training.schedules import WeightSchedule
+from lvm_core.training.weight_control import controller_from_spec
 
 from .checkpoint_plugins import checkpoint_plugins
 from .plan import Plan, plan_sha256, plan_to_dict, plan_to_toml
@@ -72,7 +72,7 @@ def versions() -> dict[str, str]:
 def prepare_run(plan: Plan, host: PluginHost, *, run_dir: str | Path | None = None, device: str | None = None,
                 resume: str | Path | None = None, runs_root: str | Path | None = None,
                 resume_from: str = "last") -> TrainSetup:
-    """Everything `lvm_core.train.train` needs: stores, split, windows, model, losses, run directory.
+    """Everything `lvm_core.training.loop.train` needs: stores, split, windows, model, losses, run directory.
 
     resume: a run directory to continue from its `last` checkpoint (its split.json is reused,
     never recomputed). run_dir: where a new run goes (must be new or empty); default
@@ -167,7 +167,7 @@ def _eval_sets(plan: Plan, store: ArticleStore, ood_store: ArticleStore | None, 
                ) -> tuple[list[EvalSet], dict[str, tuple[ArticleStore, np.ndarray]]]:
     """The validation sets (a fixed, seeded sample of each split's windows) and, for the gate
     battery, every window of each split (it draws its own samples)."""
-    from lvm_core.evaluation import spread_sample
+    from lvm_core.evaluation.battery import spread_sample
 
     L, at = plan.data.context_len, f"{plan.source}: data.split"
     eval_sets = [EvalSet("val", _windows(store, split, "val", L, at))]
@@ -239,11 +239,11 @@ def _check_world_size(run: RunDir, ddp: distributed.Dist) -> None:
 
 def _gate_runner(plan: Plan, host: PluginHost, splits: dict[str, tuple[ArticleStore, np.ndarray]], dev: Any,
                  ddp: distributed.Dist = distributed.SINGLE, fitted: Any = lambda: None) -> Any:
-    """The 5CAT battery at the seam the trainer leaves for it (lvm_core.evaluation.run_battery);
+    """The 5CAT battery at the seam the trainer leaves for it (lvm_core.evaluation.battery.run_battery);
     `splits` holds every window of each eval split (the battery draws its own samples). In a
     torchrun job each rank predicts its share of the samples. `fitted()` returns the run's
     fitted baselines (ridge, frame weights), judged beside copy-last."""
-    from lvm_core.evaluation import run_battery, torch_predictor
+    from lvm_core.evaluation.battery import run_battery, torch_predictor
 
     g = plan.gates
     assert g is not None

@@ -23,8 +23,8 @@ from typing import Any, Sequence
 
 from lvm_core.atomic import write_json
 from lvm_core.errors import InputError
+from lvm_core.evaluation.seed_stats import GROUP_JSON, SCHEMA
 from lvm_core.rundir import claim_run_dir, iso_time, new_run_dir
-from lvm_core.seed_stats import GROUP_JSON, SCHEMA
 
 from .plan import Plan, plan_to_dict
 from .run_prep import DEFAULT_RUNS_ROOT

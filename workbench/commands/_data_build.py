@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from lvm_core.build import BuildConfig, build_store
-from lvm_core.corpus import concat_corpora
-from lvm_core.embedding import default_cache_dir
+from lvm_core.data.build import BuildConfig, build_store
+from lvm_core.data.corpus import concat_corpora
+from lvm_core.data.embedding import default_cache_dir
+from lvm_core.data.shards import parse_shard
 from lvm_core.errors import InputError, InputErrors
 from lvm_core.params import Param, resolve_params
-from lvm_core.shards import parse_shard
 
 from ..plugin_guard import embedder_from, read_corpus, who
 from ..plugin_host import Item, default_host

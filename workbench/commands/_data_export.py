@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lvm_core.data.store import ArticleStore
+from lvm_core.data.windows import Split, make_windows
 from lvm_core.errors import InputError
-from lvm_core.legacy_npz import export_articles_npz, export_windows_npz
-from lvm_core.store import ArticleStore
-from lvm_core.windows import Split, make_windows
+from lvm_core.legacy.npz import export_articles_npz, export_windows_npz
 
 NAME = "export"
 HELP = "export a store's windows (VAL/OOD layout) or the whole store (article NPZ) for the original tools"

@@ -12,11 +12,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from lvm_core.data.checks import ValidationReport
+from lvm_core.data.store import ArticleStore
 from lvm_core.errors import InputError
-from lvm_core.legacy_npz import (legacy_articles_to_store, read_articles_npz, read_sequences_npz, save_sequences_npz,
+from lvm_core.legacy.npz import (legacy_articles_to_store, read_articles_npz, read_sequences_npz, save_sequences_npz,
                                  validate_legacy_articles, validate_sequences)
-from lvm_core.store import ArticleStore
-from lvm_core.validate import ValidationReport
 
 NAME = "import"
 HELP = "import an original-format article NPZ as a store (or, with --sequences, a sequences NPZ)"

@@ -1,6 +1,6 @@
 """`lvm-workbench data import-checkpoint OLD.pt --out NEW.safetensors`: re-home an original
 lnsp-phase-4 checkpoint (transformer, lstm, gru, amn) in our safetensors format, without
-executing pickle code (lvm_core/legacy_checkpoint.py), so old models can be re-scored. The new
+executing pickle code (lvm_core/legacy/checkpoint.py), so old models can be re-scored. The new
 checkpoint records the plugin behind its architecture and is read back through the shared loader
 (workbench/checkpoint_plugins.py) before the command reports success."""
 
@@ -10,8 +10,8 @@ import argparse
 from pathlib import Path
 
 from lvm_core.errors import InputError
-from lvm_core.checkpoint import save_checkpoint
-from lvm_core.legacy_checkpoint import legacy_model
+from lvm_core.legacy.checkpoint import legacy_model
+from lvm_core.training.checkpoint import save_checkpoint
 
 from ..checkpoint_plugins import META_KEY, checkpoint_plugins, load_checkpoint_model
 from ..plugin_host import default_host

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from lvm_core.store import ArticleStore
+from lvm_core.data.store import ArticleStore
 
 NAME = "info"
 HELP = "describe an article store: manifest, counts, chunks per document, words per chunk"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lvm_core.data.shards import merge_shards
 from lvm_core.errors import InputError
-from lvm_core.shards import merge_shards
 
 NAME = "merge"
 HELP = "join shard stores (data build --shard I/N) into the store a single build writes"

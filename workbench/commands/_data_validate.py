@@ -11,11 +11,11 @@ import json
 import sys
 from pathlib import Path
 
+from lvm_core.data.checks import ValidationReport, validate_store
+from lvm_core.data.store import ArticleStore
 from lvm_core.errors import InputError
-from lvm_core.legacy_npz import (ARTICLE_KEYS, SEQUENCE_KEYS, open_npz, read_articles_npz, read_sequences_npz,
+from lvm_core.legacy.npz import (ARTICLE_KEYS, SEQUENCE_KEYS, open_npz, read_articles_npz, read_sequences_npz,
                                  validate_legacy_articles, validate_sequences)
-from lvm_core.store import ArticleStore
-from lvm_core.validate import ValidationReport, validate_store
 
 from .. import exit_codes
 

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from lvm_core.atomic import write_json, write_text
+from lvm_core.data.store import ArticleStore
+from lvm_core.data.windows import Split, split_by_fractions
 from lvm_core.errors import InputError, InputErrors, PluginFault
 from lvm_core.params import resolve_params
-from lvm_core.store import ArticleStore
-from lvm_core.windows import Split, split_by_fractions
 
 from ..plugin_guard import run_diagnostic
 from ..plugin_host import Item, load_plugins, warn_problems

@@ -3,7 +3,7 @@
 Exit 0 when every gate passes, 3 when any fails, 2 on bad input. Definitions and the
 differences of --legacy from the original tool: docs/5cat.md.
 
-A checkpoint that knows its split (lvm_core/split_guard.py) is scored on its val part by
+A checkpoint that knows its split (lvm_core/data/split_guard.py) is scored on its val part by
 default, and a VAL or OOD set holding any of its training articles is refused unless
 --allow-train-overlap; without a known split the output says `split: unknown`.
 """
@@ -21,20 +21,20 @@ import dataclasses
 
 import numpy as np
 
-from lvm_core import distributed
 from lvm_core.atomic import write_json, write_text
+from lvm_core.data.split_guard import CheckpointSplit, refuse_overlap, resolve_checkpoint_split, training_overlap
+from lvm_core.data.store import ArticleStore
+from lvm_core.data.windows import Split, make_windows
 from lvm_core.errors import InputError
-from lvm_core.evaluation import BASELINES, DEFAULT_GATES, resolve_gates, run_battery, torch_predictor
-from lvm_core.gate_report import console_table, markdown
-from lvm_core.split_guard import CheckpointSplit, refuse_overlap, resolve_checkpoint_split, training_overlap
-from lvm_core.store import ArticleStore
-from lvm_core.windows import Split, make_windows
+from lvm_core.evaluation.battery import BASELINES, DEFAULT_GATES, resolve_gates, run_battery, torch_predictor
+from lvm_core.evaluation.gate_report import console_table, markdown
+from lvm_core.training import distributed
 
 from .. import exit_codes
 from ..checkpoint_plugins import load_checkpoint_model
+from ..plan import gate_names_problem
 from ..plugin_guard import gate_lookup
 from ..plugin_host import load_plugins, warn_problems
-from ..plan import gate_names_problem
 
 NAME = "5cat"
 HELP = "run the 5CAT gate battery (A-E, or the gates chosen with --gate) on a model, beside copy-last, context-mean and the oracle"
@@ -90,7 +90,7 @@ def _articles(args: argparse.Namespace, tmp: Path) -> ArticleStore:
     path = Path(args.articles)
     if _is_store(path):
         return ArticleStore.open(path)
-    from lvm_core.legacy_npz import import_articles_npz
+    from lvm_core.legacy.npz import import_articles_npz
 
     return import_articles_npz(path, tmp / "articles.lvmstore")
 
@@ -115,7 +115,7 @@ def _split_input(flag: str, value: str, args: argparse.Namespace, tmp: Path, cac
                 notes[flag] = f"{'some' if overlap is None else overlap} of {n} articles were trained on " \
                               "(--allow-train-overlap)"
         return store, make_windows(store, positions, context_len=context_len).target_rows
-    from lvm_core.legacy_npz import load_sequences_npz, windows_for_sequences
+    from lvm_core.legacy.npz import load_sequences_npz, windows_for_sequences
 
     if "articles" not in cache:
         cache["articles"] = _articles(args, tmp)
@@ -134,7 +134,7 @@ def _split_input(flag: str, value: str, args: argparse.Namespace, tmp: Path, cac
 
 def _predictor(args: argparse.Namespace, host: Any, ddp: Any) -> tuple[Any, dict[str, Any], int]:
     """(predictor, description, context_len) for --model; under torchrun each rank predicts its
-    share of the samples (lvm_core/distributed.py)."""
+    share of the samples (lvm_core/training/distributed.py)."""
     if args.model in BASELINES:
         return args.model, {"model": f"baseline {args.model}"}, 5
     path = Path(args.model)
@@ -143,7 +143,7 @@ def _predictor(args: argparse.Namespace, host: Any, ddp: Any) -> tuple[Any, dict
     device, _why = select_device(args.device, source="--device")
     device = distributed.local_device(ddp, device)
     if path.suffix == ".pt" and path.is_file() and not path.name.endswith(".state.pt"):
-        from lvm_core.legacy_checkpoint import legacy_model
+        from lvm_core.legacy.checkpoint import legacy_model
 
         model, meta = legacy_model(path)
     else:
@@ -189,7 +189,7 @@ def _resolve_split(args: argparse.Namespace) -> tuple[CheckpointSplit | None, Sp
         return None, given, {"status": "baseline (not trained)", "file": args.split_file}
     known = None
     if path.suffix == ".safetensors" or (path.exists() and path.suffix != ".pt"):
-        from lvm_core.checkpoint import read_checkpoint_meta
+        from lvm_core.training.checkpoint import read_checkpoint_meta
 
         known = resolve_checkpoint_split(path, read_checkpoint_meta(path))
     if known is not None and given is not None and known.split is None and given.sha256() == known.sha256:

@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 
 from lvm_core.atomic import write_json, write_text
-from lvm_core.compare import group_stats_of, render_csv, render_markdown, render_text, run_rows
 from lvm_core.errors import InputError
+from lvm_core.evaluation.compare import group_stats_of, render_csv, render_markdown, render_text, run_rows
 from lvm_core.rundir import METRICS, RUN_JSON, RunDir, format_table, latest_eval, render_report
 
 NAME = "runs"

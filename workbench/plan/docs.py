@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lvm_core.curriculum import FILTER_KEYS
 from lvm_core.params import Param
-from lvm_core.tripwires import TRIPWIRE_KEYS
+from lvm_core.training.curriculum import FILTER_KEYS
+from lvm_core.training.tripwires import TRIPWIRE_KEYS
 
 from .schema import DELEGATED, SECTIONS, Section
 

@@ -20,22 +20,22 @@ from typing import Any, Mapping
 
 import tomli
 
-from lvm_core.curriculum import filter_from_dict
+from lvm_core.data.store import ArticleStore
 from lvm_core.errors import InputError, problems, raise_all
-from lvm_core.evaluation import DEFAULT_GATES, resolve_gates
-from lvm_core.metric_names import current_name
+from lvm_core.evaluation.battery import DEFAULT_GATES, resolve_gates
+from lvm_core.evaluation.metric_names import current_name
 from lvm_core.params import resolve_params, unknown_keys, value_kind
 from lvm_core.rundir import RunDir
-from lvm_core.schedules import weight_schedule_from_dict
-from lvm_core.store import ArticleStore
-from lvm_core.train import EvalConfig, TrainConfig, metric_names
-from lvm_core.tripwires import Tripwire, tripwire_from_dict
-from lvm_core.weight_control import controller_from_spec
+from lvm_core.training.curriculum import filter_from_dict
+from lvm_core.training.loop import EvalConfig, TrainConfig, metric_names
+from lvm_core.training.schedules import weight_schedule_from_dict
+from lvm_core.training.tripwires import Tripwire, tripwire_from_dict
+from lvm_core.training.weight_control import controller_from_spec
 
-from ..plugin_host import PluginHost, load_plugins
 from . import schema
 from .locate import toml_key_lines, where
 from .plan import DataPlan, GatesPlan, LossPlan, ModelPlan, Plan, PluginsPlan, SplitPlan
+from ..plugin_host import PluginHost, load_plugins
 from .schema import Section
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -215,7 +215,7 @@ def _not_logged(metric: str, known: set[str]) -> str:
 
 
 def _renamed_note(where: str, old: str) -> str:
-    """The note for a metric named as before the rename (lvm_core/metric_names.py)."""
+    """The note for a metric named as before the rename (lvm_core/evaluation/metric_names.py)."""
     return (f"{where}: {old!r} is the old name of {current_name(old)!r} (one name per number: "
             f"docs/metrics.md); read as {current_name(old)!r}")
 

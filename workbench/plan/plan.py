@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lvm_core.curriculum import SampleFilter
-from lvm_core.schedules import WeightSchedule
-from lvm_core.train import EvalConfig, TrainConfig
-from lvm_core.tripwires import Tripwire
+from lvm_core.training.curriculum import SampleFilter
+from lvm_core.training.loop import EvalConfig, TrainConfig
+from lvm_core.training.schedules import WeightSchedule
+from lvm_core.training.tripwires import Tripwire
 
 from .schema import default
 
@@ -33,7 +33,7 @@ class DataPlan:
     ood: Path | None = None
     context_len: int = default("data", "context_len")
     split: SplitPlan = field(default_factory=lambda: SplitPlan(fractions=default("data.split", "fractions")))
-    filters: list[SampleFilter] = field(default_factory=list)  # [[data.filter]]: curricula (lvm_core/curriculum.py)
+    filters: list[SampleFilter] = field(default_factory=list)  # [[data.filter]]: curricula (lvm_core/training/curriculum.py)
 
 
 @dataclass
@@ -48,7 +48,7 @@ class LossPlan:
     weight: float = default("loss", "weight")
     params: dict[str, Any] = field(default_factory=dict)
     schedule: WeightSchedule | None = None
-    control: dict[str, Any] | None = None  # a ShareController spec (lvm_core/weight_control.py)
+    control: dict[str, Any] | None = None  # a ShareController spec (lvm_core/training/weight_control.py)
 
 
 @dataclass
@@ -80,7 +80,7 @@ class Plan:
     eval: EvalConfig = field(default_factory=EvalConfig)
     gates: GatesPlan | None = None
     plugins: PluginsPlan = field(default_factory=PluginsPlan)
-    tripwires: list[Tripwire] = field(default_factory=list)  # [[tripwire]] (lvm_core/tripwires.py)
+    tripwires: list[Tripwire] = field(default_factory=list)  # [[tripwire]] (lvm_core/training/tripwires.py)
     seeds: list[int] = field(default_factory=list)  # a seed group: one run per seed (workbench/seed_group.py)
     seed_splits: bool = False  # in a seed group, each seed also seeds the split
     source: str = field(default="plan", compare=False)  # the file it came from, for messages

@@ -11,7 +11,7 @@ plugins know at run time (model and loss params, gate thresholds), every problem
 at once with its TOML line, and the same declaration must drive a form and a reference page. One
 small `Param` type does all four; pydantic would add a second type system beside it.
 
-`lvm_core.train.TrainConfig` and `EvalConfig` keep their own defaults (lvm_core cannot import
+`lvm_core.training.loop.TrainConfig` and `EvalConfig` keep their own defaults (lvm_core cannot import
 workbench); tests/test_plan_schema.py fails when they and this schema disagree.
 """
 
@@ -20,9 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from lvm_core.evaluation import DEFAULT_GATES
+from lvm_core.evaluation.battery import DEFAULT_GATES
 from lvm_core.params import Param
-from lvm_core.schedules import LR_SCHEDULES, MAX_EPOCHS, MAX_WEIGHT
+from lvm_core.training.schedules import LR_SCHEDULES, MAX_EPOCHS, MAX_WEIGHT
 
 MAX_SEED = 2**32 - 1  # numpy's seed range
 MAX_STEPS = 10**9
@@ -158,9 +158,9 @@ SECTIONS: tuple[Section, ...] = (TOP, DATA, SPLIT, MODEL, LOSS, TRAIN, EVAL, GAT
 
 #: tables declared and checked in lvm_core (their keys are listed in docs/plan.md from there)
 DELEGATED = {
-    "data.filter": ("lvm_core/curriculum.py", "docs/guardrails.md", "curricula: keep a fraction of the windows "
+    "data.filter": ("lvm_core/training/curriculum.py", "docs/guardrails.md", "curricula: keep a fraction of the windows "
                                                                      "by a score, for some epochs"),
-    "tripwire": ("lvm_core/tripwires.py", "docs/guardrails.md", "a metric rule checked after each evaluation: "
+    "tripwire": ("lvm_core/training/tripwires.py", "docs/guardrails.md", "a metric rule checked after each evaluation: "
                                                                 "alert, stop or roll back"),
 }
 

@@ -25,13 +25,13 @@ from lvm_core.atomic import write_text
 from lvm_core.errors import InputError, InputErrors
 from lvm_core.rundir import free_run_dir
 
-from ..plugin_host import PluginHost, load_plugins
 from .child_run import ChildRun, Command, exit_reason, headless_command
 from .data_pane import DataPane
 from .dialogs import ConfirmScreen, HelpScreen, PathScreen
 from .gates_pane import GatesPane
 from .keys import GLOBAL_KEYS, PALETTE_TITLES, TABS, THROUGH_DIALOGS, help_markdown, pane_bindings
 from .planform import relative_store
+from ..plugin_host import PluginHost, load_plugins
 from .plugins_pane import PluginsPane
 from .rundirs import JsonlTail
 from .runs_pane import RunsPane
@@ -128,7 +128,7 @@ class WorkbenchApp(App[int]):
     def gate_names(self) -> list[str]:
         """Every registered gate for the Gates checklist: the default battery first, then the
         other built-ins and third-party gates by name."""
-        from lvm_core.evaluation import DEFAULT_GATES
+        from lvm_core.evaluation.battery import DEFAULT_GATES
 
         names = sorted(self.host.items.get("gate", {}))
         return [g for g in DEFAULT_GATES if g in names] + [g for g in names if g not in DEFAULT_GATES]

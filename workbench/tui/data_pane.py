@@ -19,8 +19,8 @@ from textual_plot import PlotWidget
 from lvm_core.errors import InputError
 from lvm_core.params import resolve_params
 
-from ..plugin_host import PluginHost
 from .charts import draw_points, key_title, padded_limits, value_table
+from ..plugin_host import PluginHost
 
 OFFSET_STYLE, POSITION_STYLE = "bright_cyan", "bright_magenta"
 OFFSET_MARKER, POSITION_MARKER = "●", "■"
@@ -112,8 +112,8 @@ class DataPane(Vertical):
 
     @work(thread=True, exclusive=True, group="diagnostics", exit_on_error=False)
     def _run(self, store_path: Path, rule: dict[str, Any], context_len: int, names: list[str]) -> None:
-        from lvm_core.store import ArticleStore
-        from lvm_core.windows import split_by_fractions, split_by_ranges
+        from lvm_core.data.store import ArticleStore
+        from lvm_core.data.windows import split_by_fractions, split_by_ranges
 
         try:
             store = ArticleStore.open(store_path)

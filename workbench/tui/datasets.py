@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 
 from lvm_core.atomic import write_json
+from lvm_core.data.store import MANIFEST, ArticleStore
 from lvm_core.errors import InputError
-from lvm_core.store import MANIFEST, ArticleStore
 
 BUNDLED = Path(__file__).resolve().parents[2] / "examples" / "data"
 RECENT_MAX = 8

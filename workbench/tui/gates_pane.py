@@ -4,7 +4,7 @@ k = -3..+3 beside the baselines and the oracle, ablation deltas, rollout per ste
 
 The battery runs as a child process (`lvm-workbench 5cat ... --json`): one code path with the
 command line, and a crash or a bad checkpoint there is a message here, never a dead screen.
-A checkpoint that knows its split (lvm_core.split_guard) is scored on its own val part, as
+A checkpoint that knows its split (lvm_core.data.split_guard) is scored on its own val part, as
 `5cat` does; the screen names the samples it scored (split, count, articles, seed), shows the
 verdict against every baseline with its interval (the run's fitted ridge and frame weights
 too, in a run's own gates.json), and the gates to run are chosen from a checklist of every
@@ -28,9 +28,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, DataTable, Input, Label, Select, SelectionList, Static
 from textual_plot import PlotWidget
 
+from lvm_core.data.split_guard import CheckpointSplit, resolve_checkpoint_split
 from lvm_core.errors import InputError
-from lvm_core.evaluation import DEFAULT_GATES
-from lvm_core.split_guard import CheckpointSplit, resolve_checkpoint_split
+from lvm_core.evaluation.battery import DEFAULT_GATES
 
 from .charts import draw_points, key_title, padded_limits, value_table
 
@@ -108,7 +108,7 @@ def own_split(model: str) -> CheckpointSplit | None:
     path = Path(model).expanduser()
     if model in BASELINE_MODELS or path.suffix == ".pt" or not path.is_file():
         return None
-    from lvm_core.checkpoint import read_checkpoint_meta
+    from lvm_core.training.checkpoint import read_checkpoint_meta
 
     try:
         return resolve_checkpoint_split(path, read_checkpoint_meta(path))

@@ -16,10 +16,10 @@ from typing import Any
 
 import tomli
 
-from lvm_core.metric_names import current_name, upgrade_record
-from lvm_core.seed_stats import GROUP_JSON
+from lvm_core.evaluation.metric_names import current_name, upgrade_record
+from lvm_core.evaluation.seed_stats import GROUP_JSON
 
-SELECT_DEFAULT = "val/cos"  # lvm_core.train.TrainConfig.select_metric
+SELECT_DEFAULT = "val/cos"  # lvm_core.training.loop.TrainConfig.select_metric
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Runs: every run in the runs folder with status, model, val cos beside its baselines, best
 checkpoint, gate score and time; mark runs to overlay a metric's curves and to see the very
-comparison `lvm-workbench runs compare` prints (lvm_core/compare.py: the table with every
+comparison `lvm-workbench runs compare` prints (lvm_core/evaluation/compare.py: the table with every
 baseline and the verdict against them, seed-group intervals, plan differences); resume or attach."""
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from textual.containers import VerticalScroll
 from textual.widgets import Button, DataTable, Label, Select, Static
 from textual_plot import PlotWidget
 
-from lvm_core import compare as run_compare
-from lvm_core.checkpointer import Checkpointer
 from lvm_core.errors import InputError
+from lvm_core.evaluation import compare as run_compare
 from lvm_core.rundir import format_table
+from lvm_core.training.checkpointer import Checkpointer
 
 from .charts import draw_points, key_title, padded_limits
 from .rundirs import RunInfo, metric_names, metric_series, read_jsonl, scan_runs
@@ -36,7 +36,7 @@ MOST_MARKED = len(STYLES)
 
 
 def comparison_text(rows: list[dict[str, Any]]) -> Text:
-    """`runs compare`'s sections from lvm_core.compare, laid out for a side panel: the comparison
+    """`runs compare`'s sections from lvm_core.evaluation.compare, laid out for a side panel: the comparison
     table turned (one line per column of the CLI's table, one column per run), then the seed
     groups' intervals and the plan differences as the CLI prints them."""
     table = run_compare.comparison_rows(rows)
@@ -89,8 +89,8 @@ class RunsPane(Vertical):
         self.marked: list[Path] = []
         self.metric = COMPARE_METRICS[0]
         self.metrics: list[str] = list(COMPARE_METRICS)  # what the picker offers for the marked runs
-        self.diff: list[tuple[str, list[Any]]] = []  # lvm_core.compare.plan_diff of the compared runs
-        self.rows: list[dict[str, Any]] = []  # lvm_core.compare.run_rows of the compared runs
+        self.diff: list[tuple[str, list[Any]]] = []  # lvm_core.evaluation.compare.plan_diff of the compared runs
+        self.rows: list[dict[str, Any]] = []  # lvm_core.evaluation.compare.run_rows of the compared runs
         self.compared: dict[str, tuple[list[float], list[float]]] = {}  # run name -> (x, metric) as drawn
 
     def compose(self) -> ComposeResult:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from lvm_core.evaluation import predict_split, draw_samples
-from lvm_core.store import write_store
-from lvm_core.windows import Split
+from lvm_core.data.store import write_store
+from lvm_core.data.windows import Split
+from lvm_core.evaluation.battery import predict_split, draw_samples
 from lvm_residual_kit.plugin import BeatsCopyLast, MeanResidual, repeat_rate
 
 LENGTHS = (12, 14, 11, 13)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lvm_angular_loss.plugin import angular
-from lvm_core.batch import Batch
+from lvm_core.training.batch import Batch
 from workbench.plugin_host import load_plugins
 
 

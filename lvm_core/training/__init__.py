@@ -1,0 +1,1 @@
+"""The trainer: the loop and its TrainState, batches, validation, checkpoints, schedules, curricula, tripwires, weight control and torchrun."""
