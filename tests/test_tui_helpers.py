@@ -14,7 +14,8 @@ from lvm_core.errors import InputError
 from lvm_core.params import Param
 from workbench.tui.child_run import ChildRun, exit_reason, headless_command
 from workbench.tui.planform import merge, param_text, parse_inline, parse_param, relative_store, resolve_store, toml_inline, widget_id
-from workbench.tui.rundirs import JsonlTail, curves, read_run, scan_runs
+from lvm_core.run_index import JsonlTail, read_run, scan_runs
+from workbench.tui.rundirs import curves
 from workbench.tui.train_pane import format_eta, thin
 
 

@@ -15,6 +15,7 @@ from lvm_core.atomic import write_json, write_text
 from lvm_core.errors import InputError
 from lvm_core.evaluation.compare import group_stats_of, render_csv, render_markdown, render_text, run_rows
 from lvm_core.rundir import METRICS, RUN_JSON, RunDir, format_table, latest_eval, render_report
+from lvm_core.run_index import scan_runs
 
 NAME = "runs"
 HELP = "list run directories (runs ls [DIR]), show one run (runs show RUN), compare runs (runs compare RUN...)"
@@ -42,25 +43,23 @@ def _fmt(v: object, spec: str = ".4f") -> str:
 
 
 def list_runs(root: Path) -> list[dict]:
-    """A summary of every run directory directly under `root`, newest first."""
+    """A summary of every run directory under `root` (seed groups' members too), newest first:
+    lvm_core.run_index's reading, the one the TUI's Runs screen lists."""
     if not root.is_dir():
         raise InputError(str(root), "no such folder (runs are written to ./runs by default)")
     out = []
-    for info_path in sorted([*root.glob(f"*/{RUN_JSON}"), *root.glob(f"*/seed*/{RUN_JSON}")]):  # seed groups too
-        run = RunDir(info_path.parent)
-        try:
-            info = run.read_json(RUN_JSON)
-            last = latest_eval(run.read_jsonl(METRICS)).get("metrics", {})
-        except InputError as exc:
-            out.append({"run": str(run.path.relative_to(root)), "status": f"unreadable ({exc.message})"})
+    for s in scan_runs(root):
+        if s.problem:
+            out.append({"run": s.label, "status": f"unreadable ({s.problem})"})
             continue
-        out.append({"run": str(run.path.relative_to(root)), "status": info.get("status"), "model": info.get("model"),
-                    "epoch": info.get("epoch"), "epochs": info.get("epochs"), "created": info.get("created"),
-                    "val/cos": last.get("val/cos"), "val/margin_vs_last": last.get("val/margin_vs_last"),
+        last = s.val
+        out.append({"run": s.label, "status": s.status, "model": s.arch or None, "epoch": s.epoch, "epochs": s.epochs,
+                    "created": s.created or None, "val/cos": last.get("val/cos"),
+                    "val/margin_vs_last": last.get("val/margin_vs_last"),
                     "val/R@5_no_context": last.get("val/R@5_no_context"),
                     "val/copy_last/margin_vs_last": last.get("val/copy_last/margin_vs_last"),
-                    "best": (info.get("best") or {}).get("value")})
-    return sorted(out, key=lambda r: r.get("created") or "", reverse=True)
+                    "best": s.best.get("value")})
+    return out
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from textual.widgets import Button, Footer, Header, TabbedContent, TabPane
 from lvm_core.atomic import write_text
 from lvm_core.errors import InputError, InputErrors
 from lvm_core.rundir import free_run_dir
+from lvm_core.run_index import JsonlTail
 
 from .child_run import ChildRun, Command, exit_reason, headless_command
 from .data_pane import DataPane
@@ -33,7 +34,6 @@ from .keys import GLOBAL_KEYS, PALETTE_TITLES, TABS, THROUGH_DIALOGS, help_markd
 from .planform import relative_store
 from ..plugin_host import PluginHost, load_plugins
 from .plugins_pane import PluginsPane
-from .rundirs import JsonlTail
 from .runs_pane import RunsPane
 from .setup_pane import SetupPane
 from .train_pane import TrainPane

@@ -21,10 +21,11 @@ from textual_plot import PlotWidget
 from lvm_core.errors import InputError
 from lvm_core.evaluation import compare as run_compare
 from lvm_core.rundir import format_table
+from lvm_core.run_index import RunSummary, read_jsonl, scan_runs
 from lvm_core.training.checkpointer import Checkpointer
 
 from .charts import draw_points, key_title, padded_limits
-from .rundirs import RunInfo, metric_names, metric_series, read_jsonl, scan_runs
+from .rundirs import metric_names, metric_series
 from .train_pane import format_eta
 
 #: the metrics offered first (then every other one the marked runs logged, plugins' included)
@@ -85,7 +86,7 @@ class RunsPane(Vertical):
     def __init__(self, runs_dir: Path, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.runs_dir = runs_dir
-        self.runs: list[RunInfo] = []
+        self.runs: list[RunSummary] = []
         self.marked: list[Path] = []
         self.metric = COMPARE_METRICS[0]
         self.metrics: list[str] = list(COMPARE_METRICS)  # what the picker offers for the marked runs
@@ -148,7 +149,7 @@ class RunsPane(Vertical):
         msg.update(text)
         msg.set_class(error, "error")
 
-    def current(self) -> RunInfo | None:
+    def current(self) -> RunSummary | None:
         table = self.query_one("#runs-table", DataTable)
         if not self.runs or table.cursor_row < 0:
             return None
