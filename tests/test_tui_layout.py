@@ -97,6 +97,25 @@ async def test_no_two_widgets_overlap_and_the_status_line_is_whole(host, tmp_pat
                 f"{title_id} at {size}: {lines}"
 
 
+async def test_a_chart_key_narrowed_after_it_was_drawn_keeps_swatch_and_name_together(host, tmp_path):
+    """The layout may narrow a chart title after its key was drawn (the pane keeps its size, so
+    the pane never hears of it): the key once stayed fitted to the old width and wrapped as
+    '... cosine  █' / 'directional_margin ...' (the layout test failed that way under load)."""
+    app = WorkbenchApp(host=host, runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(140, 42)) as pilot:
+        await _show_a_run(app, pilot)  # drawn while Setup is shown: the Train labels are 0 wide
+        app.action_tab("train")
+        await pilot.pause()
+        label = app.query_one("#loss-title", Label)
+        label.styles.width = 40  # what a later layout pass does to it
+        await pilot.pause()
+        await pilot.pause()
+        assert label.content_region.width == 40
+        lines = [ln.plain for ln in label.render().wrap(label.content_region.width)]
+        for n in ("total", "mse", "directional_margin", "infonce", "cosine"):
+            assert any(re.search(rf"█ {re.escape(n)}(\s|$)", ln) for ln in lines), lines
+
+
 async def test_at_100x30_the_epoch_table_keeps_every_column_in_view(host, tmp_path):
     app = WorkbenchApp(host=host, runs_dir=tmp_path / "runs")
     async with app.run_test(size=(100, 30)) as pilot:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from rich.text import Text
+from textual.widgets import Label
 from textual_plot import PlotWidget
 
 DOT = "·"
@@ -26,6 +28,41 @@ def key_title(text: str, keys: Sequence[tuple[str, str, str]]) -> Text:
         title.append(f"{marker} ", style=style)
         title.append(name)
     return title
+
+
+class KeyTitle(Label):
+    """A chart's title and key, `█ name` per series, wrapped between keys only (a swatch never
+    splits from its name) and fitted again whenever its own width changes: the layout can
+    narrow the title after it was drawn without the pane itself changing size."""
+
+    def __init__(self, text: str = "", **kwargs: Any) -> None:
+        super().__init__(text, **kwargs)
+        self._text = text
+        self._keys: list[tuple[str, str]] = []
+
+    def show(self, text: str, keys: Sequence[tuple[str, str]]) -> None:
+        self._text, self._keys = text, list(keys)
+        self._fit()
+
+    def on_resize(self) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        width = self.content_region.width
+        title = Text(self._text)
+        used = len(self._text)
+        for name, style in self._keys:  # a key that does not fit starts a row
+            piece = 4 + len(name)
+            if width and used + piece > width and used:
+                title.append("\n")
+                used = 0
+            else:
+                title.append("  ")
+                used += 2
+            title.append("█ ", style=style)
+            title.append(name)
+            used += piece - 2
+        self.update(title, layout=False)
 
 
 def padded_limits(values: Sequence[float], low: float | None = None, high: float | None = None,

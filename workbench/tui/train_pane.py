@@ -23,7 +23,7 @@ from textual_plot import PlotWidget
 
 from lvm_core.progress import format_duration as format_eta  # one duration format (headless, build)
 
-from .charts import padded_limits
+from .charts import KeyTitle, padded_limits
 from .rundirs import curves
 
 LINE_STYLES = ["bright_cyan", "bright_magenta", "bright_yellow", "bright_green", "bright_red", "bright_blue", "white"]
@@ -116,10 +116,10 @@ class TrainPane(Vertical):
         yield ProgressBar(id="train-progress", show_eta=False)
         with Horizontal(id="train-charts"):
             with Vertical(classes="chart"):
-                yield Label("loss terms (by step)", id="loss-title", classes="chart-title")
+                yield KeyTitle("loss terms (by step)", id="loss-title", classes="chart-title")
                 yield PlotWidget(id="loss-plot", allow_pan_and_zoom=False)
             with Vertical(classes="chart"):
-                yield Label("", id="val-title", classes="chart-title")
+                yield KeyTitle("", id="val-title", classes="chart-title")
                 yield PlotWidget(id="val-plot", allow_pan_and_zoom=False)
         yield Label("", id="chart-readout")
         with Horizontal(id="train-sparks"):
@@ -340,26 +340,11 @@ class TrainPane(Vertical):
         self._title("#val-title", f"val {self.chart}", keys)
 
     def _title(self, selector: str, text: str, keys: list[tuple[str, str]]) -> None:
-        """A chart's title with its key (`█ name` in each line's colour), two fixed rows so
+        """A chart's title with its key (`█ name` in each line's colour), in two fixed rows so
         that four loss terms keep every name at 100 columns. The plots' own legends are not
         used: every legend update costs a layout pass of the whole screen, and the title is a
         fixed box whose text changes without one."""
-        label = self.query_one(selector, Label)
-        width = label.content_region.width
-        title = Text(text)
-        used = len(text)
-        for name, style in keys:  # a key never splits from its name: a key that does not fit starts a row
-            piece = 4 + len(name)
-            if width and used + piece > width and used:
-                title.append("\n")
-                used = 0
-            else:
-                title.append("  ")
-                used += 2
-            title.append("█ ", style=style)
-            title.append(name)
-            used += piece - 2
-        label.update(title, layout=False)
+        self.query_one(selector, KeyTitle).show(text, keys)
 
     def series(self) -> tuple[dict[str, tuple[list[float], list[float]]], dict[str, tuple[list[float], list[float]]]]:
         """(loss terms by step, validation metrics by epoch) from the records so far."""
