@@ -52,3 +52,34 @@ def test_double_ctrl_c_exits_130_without_a_traceback(tmp_path, gap):
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "Exception ignored" not in err, err
     assert (run_dir / "run.json").is_file()
+
+
+SECOND_PRESS_INSIDE_THE_FIRST = """
+import io, os, signal, threading
+from workbench.headless import stop_on_ctrl_c
+stop = threading.Event()
+real_set = stop.set
+def set_with_a_second_press():
+    with stop._cond:  # what Event.set holds when the second press lands
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(10000):
+            pass
+    real_set()
+stop.set = set_with_a_second_press
+try:
+    with stop_on_ctrl_c(stop, io.StringIO()):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(100000):
+            pass
+    print("not aborted")
+except KeyboardInterrupt:
+    print("aborted")
+"""
+
+
+def test_a_second_press_inside_the_first_handler_aborts_instead_of_deadlocking():
+    """The second SIGINT can arrive while the first handler is inside stop.set() (holding the
+    Event's lock): asking the Event again there deadlocked the run (seen on a fresh clone)."""
+    done = subprocess.run([sys.executable, "-c", SECOND_PRESS_INSIDE_THE_FIRST], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.stdout.strip() == "aborted", done.stderr

@@ -99,14 +99,24 @@ def stop_on_ctrl_c(stop: threading.Event, out: TextIO) -> Iterator[None]:
         yield
         return
 
+    presses = 0
+
     def handler(signum: int, frame: object) -> None:
-        if stop.is_set():
+        # counted before anything takes a lock: a second press can land inside the first
+        # handler's stop.set(), which holds the Event's lock; asking the Event again there
+        # deadlocked the process (a double Ctrl-C hung a run on a fresh clone)
+        nonlocal presses
+        presses += 1
+        if presses > 1 or stop.is_set():
             # aborting: later presses are ignored, so none lands in a save or an atexit callback
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             raise KeyboardInterrupt
         stop.set()
-        out.write("\nstopping: saving the last checkpoint (Ctrl-C again to abort)\n")
-        out.flush()
+        try:
+            out.write("\nstopping: saving the last checkpoint (Ctrl-C again to abort)\n")
+            out.flush()
+        except RuntimeError:  # the press landed inside a write to the same stream
+            pass
 
     previous = signal.signal(signal.SIGINT, handler)
     try:
