@@ -166,14 +166,16 @@ def test_bad_input_gives_one_line_and_exit_2(name, tmp_path, capsys):
     assert not (tmp_path / CANARY).exists(), "something was unpickled"
 
 
-def test_trust_pickle_is_the_only_way_in(tmp_path, capsys):
+def test_trust_pickle_reads_plain_data_only(tmp_path, capsys):
     argv, _ = case_pickled_metadata(tmp_path)
     rc = main(["data", *argv, "--trust-pickle", "--out", str(tmp_path / "out.npz")])
     err = capsys.readouterr().err
-    # the payload ran only after the warning, and the bad metadata entry is then named
-    assert rc == 2 and (tmp_path / CANARY).exists()
+    # even with --trust-pickle the payload never runs: its global is refused by name (it used to
+    # run after the warning; a data-only unpickler rebuilds the dicts and nothing else)
+    assert rc == 2 and not (tmp_path / CANARY).exists()
     assert err.splitlines()[0].startswith("warning: ") and "unpickling key 'metadata'" in err
-    assert err.splitlines()[-1].endswith("key 'metadata'[1]: expected a dict, got NoneType")
+    assert "refused: the file asks for" in err.splitlines()[-1] and "nothing was executed" in err
+    assert not (tmp_path / "out.npz").exists()
 
 
 def test_existing_output_is_not_replaced_without_force(tmp_path, capsys):

@@ -19,6 +19,7 @@ that unpickles.
 
 from __future__ import annotations
 
+import pickle  # only through _DataOnlyUnpickler below
 import warnings
 import zipfile
 import zlib
@@ -164,17 +165,40 @@ def _read_key(archive: Any, src: str, key: str, trust_pickle: bool, warn: Warn |
         raise InputError(src, f"unreadable; the file may be truncated ({exc})", where=f"key {key!r}") from None
 
 
+#: what a pickled object array of plain data needs: numpy's array rebuild and nothing that runs code
+_DATA_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                 ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+                 ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+
+class _DataOnlyUnpickler(pickle.Unpickler):
+    """Rebuilds arrays of str, numbers, lists and dicts; any other global (a class, `posix.system`)
+    is refused by name before it is looked up, so nothing in the file runs."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _DATA_GLOBALS:
+            raise pickle.UnpicklingError(f"the file asks for {module}.{name}, which is not plain data")
+        return super().find_class(module, name)
+
+
 def _load_pickled_key(src: str, key: str, warn: Warn | None) -> np.ndarray:
-    # SECURITY: the only call in lvm-workbench that unpickles. Unpickling runs code stored in the
-    # file. It is reached only when the user passed --trust-pickle (trust_pickle=True), for the
-    # one key that needs it, after the warning below has been shown.
-    (warn or _default_warn)(f"{src}: unpickling key {key!r} because --trust-pickle was given; "
-                            "do this only for files you trust")
+    # The one place lvm-workbench reads a pickle, reached only with --trust-pickle
+    # (trust_pickle=True) for the key that needs it: and even then only plain data is rebuilt.
+    (warn or _default_warn)(f"{src}: unpickling key {key!r} because --trust-pickle was given "
+                            "(plain data only: any other object in it is refused)")
     try:
-        with np.load(src, allow_pickle=True) as archive:
-            return archive[key]
+        with zipfile.ZipFile(src) as zf, zf.open(f"{key}.npy") as fh:
+            version = np.lib.format.read_magic(fh)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            read_header(fh)
+            arr = _DataOnlyUnpickler(fh).load()
+    except pickle.UnpicklingError as exc:
+        raise InputError(src, f"refused: {exc} (nothing was executed)", where=f"key {key!r}") from None
     except Exception as exc:  # a malformed pickle can raise anything
         raise InputError(src, f"could not unpickle ({type(exc).__name__}: {exc})", where=f"key {key!r}") from None
+    if not isinstance(arr, np.ndarray):
+        raise InputError(src, f"expected an array, got {type(arr).__name__}", where=f"key {key!r}")
+    return arr
 
 
 def _default_warn(message: str) -> None:

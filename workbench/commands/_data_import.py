@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", choices=("float32", "float16"), default="float32",
                         help="vector dtype of the new store (default float32, as the original)")
     parser.add_argument("--trust-pickle", action="store_true",
-                        help="allow loading object arrays (e.g. `metadata`) with pickle; runs code from the file")
+                        help="read object arrays (e.g. `metadata`) through a data-only unpickler: str, numbers, lists, dicts; any other object is refused")
     parser.add_argument("--force", action="store_true", help="replace OUT if it exists (atomically)")
 
 

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", metavar="STORE", help="for a sequences NPZ: check each target against this store")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--trust-pickle", action="store_true",
-                        help="allow loading object arrays (e.g. `metadata`) with pickle; runs code from the file")
+                        help="read object arrays (e.g. `metadata`) through a data-only unpickler: str, numbers, lists, dicts; any other object is refused")
 
 
 def npz_kind(path: Path) -> str:
