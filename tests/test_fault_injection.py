@@ -5,6 +5,7 @@ kill is a real SIGKILL and torch is imported once."""
 from __future__ import annotations
 
 import os
+import signal
 import traceback
 from pathlib import Path
 
@@ -20,8 +21,6 @@ from tests.conftest import make_tiny_store
 from workbench.plugin_host import load_plugins
 from workbench.plan import plan_from_text
 from workbench.run_prep import prepare_run
-
-torch.set_num_threads(1)
 
 PLAN = """
 name = "faults"
@@ -46,7 +45,11 @@ log_every = 3
 
 
 def _forked(fn, env: dict[str, str]) -> int:
-    """Run fn() in a forked child with `env` added; its exit code, or -signal if killed."""
+    """Run fn() in a forked child with `env` added; its exit code, or -signal if killed.
+
+    One torch thread across the fork: an OpenMP pool of several threads (left by any earlier
+    test) is unusable in a forked child, whose first matmul then waits forever at its barrier."""
+    torch.set_num_threads(1)
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         code = 99
@@ -60,6 +63,16 @@ def _forked(fn, env: dict[str, str]) -> int:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """One torch thread for the whole module, so the expected weights trained here and every
+    forked trial compute alike; the count an earlier test left is put back afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -200,3 +213,19 @@ def test_a_full_disk_at_every_write_point_fails_cleanly_and_resumes(world):
             failures[k] = f"resume exit {code}"
     print(f"ENOSPC at each of {n} write points: {n - len(failures)}/{n} clean and resumed bit-identically")
     assert failures == {}
+
+
+def test_a_forked_trial_survives_a_thread_pool_left_by_an_earlier_test():
+    """Two fresh-clone runs hung here: an earlier test (random order) had left torch with two
+    threads, and a forked trial's first matmul waited forever for the pool it cannot have."""
+    torch.set_num_threads(2)
+    a = torch.randn(128, 128)
+    (a @ a).sum()  # the pool now exists in this process
+
+    def child() -> int:
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)  # not pytest-timeout's handler: it cannot run in a hang
+        signal.alarm(20)  # a hang becomes SIGALRM instead of a stuck suite
+        b = torch.randn(128, 128)
+        return 0 if torch.isfinite((b @ b).sum()) else 1
+
+    assert _forked(child, {}) == 0
