@@ -162,7 +162,7 @@ def test_raising_plugin_hook_becomes_an_alert_naming_the_plugin(tmp_path):
     assert train(setup).status == "completed"
     alerts = [e for e in setup.run.read_jsonl("events.jsonl") if e["kind"] == "Alert"]
     assert [(a["code"], a["epoch"]) for a in alerts] == [("plugin_error", 1), ("plugin_error", 2)]
-    assert (f"plugin broken_plugin ((in-process)) raised in on_epoch_end at step {alerts[0]['step']}: "
+    assert (f"plugin broken_plugin (in-process) raised in on_epoch_end at step {alerts[0]['step']}: "
             "RuntimeError: my hook broke") in alerts[0]["message"]
 
 

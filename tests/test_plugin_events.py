@@ -55,5 +55,5 @@ def test_event_hooks_log_namespaced_metrics(tmp_path, capsys):
         assert r["metrics"] == {"plugin/my_sink/val_cos_x2": 2 * evals[r["epoch"]],
                                 "plugin/my_sink/epoch_seen": float(r["epoch"])}
     alerts = [json.loads(l) for l in (run_dir / "events.jsonl").read_text().splitlines()]
-    assert any("my_sink ((local module)) raised in on_run_end" in a.get("message", "") and "finite" in a["message"]
+    assert any("my_sink (local module) raised in on_run_end" in a.get("message", "") and "finite" in a["message"]
                for a in alerts), capsys.readouterr()

@@ -59,7 +59,7 @@ max_samples = 50
 modules = ["faulty_loss"]
 """
 
-WHO = "loss 'faulty' of plugin faulty_loss ((local module))"
+WHO = "loss 'faulty' of plugin faulty_loss (local module)"
 
 
 @pytest.fixture
@@ -109,7 +109,7 @@ def test_a_loss_returning_one_value_per_row_is_named(plan, tmp_path, monkeypatch
 def test_a_nan_loss_names_its_term_and_plugin(plan, tmp_path, monkeypatch, capsys):
     assert _run(plan, tmp_path / "run", monkeypatch, "nan") == 1
     out, err = capsys.readouterr()
-    assert "non-finite loss in term loss/faulty (plugin faulty_loss ((local module))) between step 2 and step 4" in out + err
+    assert "non-finite loss in term loss/faulty (plugin faulty_loss (local module)) between step 2 and step 4" in out + err
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "diverged"
 
 
@@ -213,5 +213,5 @@ def test_a_raising_gate_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
                         lambda *a, **kw: real(*a, extra_plugins=[("exploding", Plugin())], **kw))
     code = main(["5cat", "--model", "copy_last", "--val", str(DEMO_STORE), "--samples", "20", "--gate", "XP"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 1 and err == ["error: gate 'XP' of plugin exploding ((in-process)) raised in measure: "
+    assert code == 1 and err == ["error: gate 'XP' of plugin exploding (in-process) raised in measure: "
                                  "ZeroDivisionError: no samples"]

@@ -54,8 +54,8 @@ def test_a_faulty_diagnostic_is_one_line_and_the_others_still_run(tmp_path, monk
     out, err = capsys.readouterr()
     assert code == 1 and "Traceback" not in out + err
     assert _errors(err) == [
-        "error: diagnostic 'explodes' of plugin throwaway ((in-process)) raised in its run: ZeroDivisionError: empty part",
-        "error: diagnostic 'returns_a_list' of plugin throwaway ((in-process)) returned list; expected a dict with "
+        "error: diagnostic 'explodes' of plugin throwaway (in-process) raised in its run: ZeroDivisionError: empty part",
+        "error: diagnostic 'returns_a_list' of plugin throwaway (in-process) returned list; expected a dict with "
         "str keys (numbers, strings, lists and dicts of them)"]
     doc = json.loads((tmp_path / "d.json").read_text())["diagnostics"]
     assert doc["fine"]["result"] == {"rows": ArticleStore.open(DEMO_STORE).n_chunks}  # the others still ran
@@ -120,9 +120,9 @@ def _build(monkeypatch, tmp_path, source: str, mode: str) -> int:
 
 
 @pytest.mark.parametrize("mode, line", [
-    ("raise", "embedder 'breaking' of plugin kit ((in-process)) raised in encode of texts 0-17: RuntimeError: CUDA out of memory"),
-    ("shape", "embedder 'breaking' of plugin kit ((in-process)) returned shape (18, 3) in encode of texts 0-17; expected a (18, 4) float array"),
-    ("dtype", "embedder 'breaking' of plugin kit ((in-process)) returned dtype int64 in encode of texts 0-17; expected a (18, 4) float array"),
+    ("raise", "embedder 'breaking' of plugin kit (in-process) raised in encode of texts 0-17: RuntimeError: CUDA out of memory"),
+    ("shape", "embedder 'breaking' of plugin kit (in-process) returned shape (18, 3) in encode of texts 0-17; expected a (18, 4) float array"),
+    ("dtype", "embedder 'breaking' of plugin kit (in-process) returned dtype int64 in encode of texts 0-17; expected a (18, 4) float array"),
 ])
 def test_a_faulty_embedder_is_one_line_naming_it_and_the_texts(tmp_path, monkeypatch, capsys, mode, line):
     assert _build(monkeypatch, tmp_path, "shelf", mode) == 1
@@ -136,13 +136,13 @@ def test_nan_rows_of_an_embedder_are_recorded_and_named_by_the_build(tmp_path, m
     err = capsys.readouterr().err
     rec = json.loads((tmp_path / "s" / "manifest.json").read_text())["extra"]["nonfinite_rows"]
     assert rec["count"] == 6 and rec["rows"] == [6, 7, 8, 9, 10, 11]  # document 1: six chunks of two paragraphs
-    assert ("warning: embedder 'breaking' of plugin kit ((in-process)) gave 6 row(s) with NaN or Inf "
+    assert ("warning: embedder 'breaking' of plugin kit (in-process) gave 6 row(s) with NaN or Inf "
             "(rows 6, 7, 8, 9, 10, 11; texts.jsonl has their texts)") in err
 
 
 @pytest.mark.parametrize("source, code, line", [
-    ("raise", 1, "corpus reader 'mem' of plugin kit ((in-process)) raised in reading 'raise': KeyError: 'no such shelf'"),
-    ("list", 1, "corpus reader 'mem' of plugin kit ((in-process)) returned list reading 'list'; expected an lvm_core.data.corpus.Corpus"),
+    ("raise", 1, "corpus reader 'mem' of plugin kit (in-process) raised in reading 'raise': KeyError: 'no such shelf'"),
+    ("list", 1, "corpus reader 'mem' of plugin kit (in-process) returned list reading 'list'; expected an lvm_core.data.corpus.Corpus"),
     ("bad input", 2, "bad input: expected a shelf name"),  # a reader's own InputError stays bad input
 ])
 def test_a_faulty_corpus_reader_is_one_line_naming_it(tmp_path, monkeypatch, capsys, source, code, line):
@@ -216,7 +216,7 @@ def test_a_raising_event_hook_is_one_alert_naming_it_and_its_step_and_the_run_go
     epoch1 = next(e for e in [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
                   if e["kind"] == "EpochEnded" and e["epoch"] == 1)
     alerts = [e["message"] for e in events if e.get("code") == "plugin_error"]
-    assert alerts == [f"plugin my_kinds ((local module)) raised in on_epoch_end at step {epoch1['step']}: "
+    assert alerts == [f"plugin my_kinds (local module) raised in on_epoch_end at step {epoch1['step']}: "
                       "ValueError: disk quota of my dashboard"]
     assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
 
@@ -226,7 +226,7 @@ def test_a_model_with_a_wrong_output_is_named_before_step_0(tmp_path, capsys, ar
     run_dir = tmp_path / "run"
     assert main(["--run", _plan(tmp_path, arch), "--run-dir", str(run_dir), "--device", "cpu"]) == 1
     err = capsys.readouterr().err
-    assert _errors(err) == [f"error: model {arch!r} of plugin my_kinds ((local module)) returned {got} for a "
+    assert _errors(err) == [f"error: model {arch!r} of plugin my_kinds (local module) returned {got} for a "
                             "(2, 5, 384) context batch; expected a (2, 384) floating tensor (one predicted vector per sample)"]
     assert not (run_dir / "run.json").exists()
 

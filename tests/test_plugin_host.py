@@ -66,3 +66,27 @@ def test_unknown_name_lists_known_and_suggests():
     host = load_plugins(entry_points=False, extra_plugins=[("throwaway", _Loss())])
     with pytest.raises(Exception, match="did you mean 'throwaway_loss'"):
         host.get("loss", "throwaway_los")
+
+
+@pytest.mark.parametrize("dist, version, shown", [
+    ("lvm-workbench", "0.3.0", "plugin p (lvm-workbench 0.3.0)"),
+    ("some-dist", "", "plugin p (some-dist)"),
+    ("(in-process)", "", "plugin p (in-process)"),
+    ("(local module)", "", "plugin p (local module)"),
+])
+def test_a_plugins_origin_is_named_with_one_pair_of_parentheses(dist, version, shown):
+    """A placeholder distribution is already in parentheses; it used to be wrapped again:
+    'plugin p ((in-process))'."""
+    from workbench.plugin_guard import origin
+    from workbench.plugin_host import Item, PluginProblem
+
+    item = Item(kind="gate", name="g", obj=None, description="", params=(), plugin="p", dist=dist, version=version)
+    assert origin(item) == shown
+    assert PluginProblem("p", "import", "boom", dist, version).line().startswith(f"{shown} disabled, import: boom")
+
+
+def test_a_plugin_registered_in_process_is_named_once_in_event_hook_failures():
+    host = load_plugins(entry_points=False, extra_plugins=[("raiser", _RaisingEvents())])
+    assert host.origin("raiser") == "plugin raiser (in-process)"
+    [failure] = host.emit("on_epoch_end", epoch=1, metrics={})
+    assert failure.line().startswith("plugin raiser (in-process) disabled, on_epoch_end: ValueError: bad hook")

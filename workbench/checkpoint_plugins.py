@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from lvm_core.errors import InputError
 
 from .plugin_guard import check_model
-from .plugin_host import BUILTIN_DIST, LOCAL_DIST, Item, PluginHost, load_plugins
+from .plugin_host import BUILTIN_DIST, IN_PROCESS_DIST, LOCAL_DIST, Item, PluginHost, load_plugins
 
 META_KEY = "plugins"
 
@@ -60,7 +60,7 @@ def host_for_checkpoint(meta: dict[str, Any], source: str, plugin_paths: Sequenc
     if dist == LOCAL_DIST:
         raise InputError(source, f"model {arch!r} comes from the local plugin module {rec['plugin']!r}, which does not "
                                  "register it any more")
-    hint = "" if dist in ("?", BUILTIN_DIST, "(in-process)") else f" (pip install '{dist}=={version}')"
+    hint = "" if dist in ("?", BUILTIN_DIST, IN_PROCESS_DIST) else f" (pip install '{dist}=={version}')"
     raise InputError(source, f"model {arch!r} comes from distribution {dist} {version}, which is not installed "
                              f"or not loaded{hint}")
 

@@ -19,12 +19,12 @@ import torch
 
 from lvm_core.errors import InputError, PluginFault
 
-from .plugin_host import Item
+from .plugin_host import Item, plugin_origin
 
 
 def origin(item: Item) -> str:
     """'plugin P (dist version)' of an item, for messages."""
-    return f"plugin {item.plugin} ({item.dist} {item.version})".replace(" )", ")")
+    return plugin_origin(item.plugin, item.dist, item.version)
 
 
 def guard_loss(item: Item, strategy: Callable[..., Any]) -> Callable[..., dict[str, torch.Tensor]]:

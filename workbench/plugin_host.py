@@ -37,6 +37,22 @@ ENTRY_POINT_GROUP = "lvm_workbench"
 BUILTIN_PACKAGE = "lvm_plugins"
 BUILTIN_DIST = "lvm-workbench"
 LOCAL_DIST = "(local module)"  # the distribution of a plan-local plugin module
+IN_PROCESS_DIST = "(in-process)"  # the distribution of a plugin object registered by the caller
+
+
+def provenance(dist: str, version: str) -> str:
+    """'(dist version)' for messages; a placeholder distribution such as '(local module)' is
+    already in parentheses and carries no version, so it is shown once, as it is."""
+    if not dist:
+        return ""
+    if dist.startswith("("):
+        return dist
+    return f"({dist} {version})".replace(" )", ")")
+
+
+def plugin_origin(plugin: str, dist: str, version: str) -> str:
+    """'plugin NAME (dist version)': how every message names where a plugin came from."""
+    return f"plugin {plugin} {provenance(dist, version)}".rstrip()
 
 #: registry hook name -> item kind
 KINDS: dict[str, str] = {
@@ -93,8 +109,7 @@ class PluginProblem:
 
     def line(self) -> str:
         """One line for people: plugin, distribution and version, what failed, the switch."""
-        origin = f" ({self.dist} {self.version})".replace(" )", ")") if self.dist else ""
-        return (f"plugin {self.plugin}{origin} disabled, {self.stage}: {self.error} "
+        return (f"{plugin_origin(self.plugin, self.dist, self.version)} disabled, {self.stage}: {self.error} "
                 f"(to stop loading it: {self.switch})")
 
     def to_json(self) -> dict[str, str]:
@@ -165,8 +180,7 @@ class PluginHost:
 
     def origin(self, plugin: str) -> str:
         """'plugin NAME (dist version)' for messages."""
-        dist, version = self.dists.get(plugin, ("?", "?"))
-        return f"plugin {plugin} ({dist} {version})".replace(" )", ")")
+        return plugin_origin(plugin, *self.dists.get(plugin, ("?", "?")))
 
     def _disable(self, plugin: str, stage: str, error: str) -> None:
         """Record the problem and drop every item the plugin registered: a plugin is used whole or not at all."""
@@ -286,7 +300,7 @@ def load_plugins(
             raise InputError(mod_name, f"plugin module failed to import ({type(exc).__name__}: {exc}){where}") from None
         host.add(module, mod_name, LOCAL_DIST, "")
     for name, obj in extra_plugins:
-        host.add(obj, name, "(in-process)", "")
+        host.add(obj, name, IN_PROCESS_DIST, "")
 
     host._collect()
     return host
