@@ -95,3 +95,51 @@ def test_bad_combinations_are_one_clear_error():
         FrameWeightsModel(8, 5, mode="sigmoid")
     with pytest.raises(InputError, match="hidden_dim"):
         ResidualRidge(8, 5, hidden_dim=0)
+
+
+class _CountingWindows:
+    """Windows that remember how many rows each gather read from the store."""
+
+    def __init__(self, windows):
+        self.windows, self.gathered = windows, []
+
+    def __len__(self):
+        return len(self.windows)
+
+    @property
+    def article_pos(self):
+        return self.windows.article_pos
+
+    def batch(self, idx=None):
+        ctx, tgt = self.windows.batch(idx)
+        self.gathered.append(len(ctx))
+        return ctx, tgt
+
+
+@pytest.mark.parametrize("model_cls", [FrameWeightsModel, ResidualRidge])
+def test_a_closed_form_start_reads_only_the_windows_its_fit_uses(tmp_path, model_cls):
+    """A train part past the fit's cap (MAX_FIT_WINDOWS) is not read whole before the first step
+    (a seed-scale part was 7.6 GB), and the start is the same as from every window in memory.
+    Synthetic vectors: the case is about sizes."""
+    from lvm_core.data.store import write_store
+    from lvm_core.models.fitted import MAX_FIT_WINDOWS
+    from lvm_core.training.loop import fit_closed_form_start
+
+    rng = np.random.default_rng(3)
+    articles, length, dim = 190, 112, 6  # 190 * 107 = 20330 windows, past the cap
+    x = rng.normal(size=(articles, 1, dim)) + np.cumsum(0.3 * rng.normal(size=(articles, length, dim)), axis=1)
+    store = write_store(tmp_path / "s.lvmstore", x.reshape(-1, dim), [length] * articles, list(range(articles)),
+                        embedder={"name": "synthetic", "dim": dim}, corpus={"source": "synthetic"}, dtype="float32")
+    windows = make_windows(store, None, 5)
+    assert len(windows) > MAX_FIT_WINDOWS
+    counting = _CountingWindows(windows)
+    torch.manual_seed(0)
+    streamed = model_cls(dim, 5)
+    fit_closed_form_start(streamed, counting, seed=11)
+    assert max(counting.gathered) <= MAX_FIT_WINDOWS
+    torch.manual_seed(0)
+    whole = model_cls(dim, 5)
+    ctx, tgt = windows.batch()
+    whole.fit_on(ctx, tgt, articles=windows.article_pos, seed=11)
+    for (name, a), (_, b) in zip(streamed.state_dict().items(), whole.state_dict().items()):
+        assert torch.equal(a, b), name

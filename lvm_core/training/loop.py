@@ -56,11 +56,11 @@ from ..evaluation.paired_eval import SAMPLES_FILE, PairedEval
 from ..events import Alert, CheckpointSaved, EpochEnded, EvalDone, Event, GatesDone, RunEnded, RunStarted, Sink, StepLogged
 from .exact_stop import StepMark, abortable
 from ..failures import failure_reason, keep_traceback, record_failure
-from ..models.fitted import FITTED_BASELINES
+from ..models.fitted import FITTED_BASELINES, fit_rows
 from ..rundir import RunDir, RunDirSink, iso_time, write_report
 from .schedules import LrSchedule, WeightSchedule
 from .state import Best, TrainState, improved
-from .tripwires import Tripwire, TripwireBoard
+from .tripwires import Tripwire, TripwireBoard, lookup
 from .validation import baseline_metrics, baseline_predictions, evaluate, fit_eval_baselines, has_nonfinite
 from .weight_control import ShareController
 
@@ -540,15 +540,24 @@ def loop(rc: RunContext, s: TrainState) -> RunResult:
 
 # ---- before the loop -------------------------------------------------------------------------
 
+def fit_closed_form_start(model: nn.Module, windows: Windows, seed: int) -> dict[str, Any]:
+    """`model.fit_on` the train windows its fit uses: only `fit_rows`' seeded subset is gathered
+    from the store (the fit caps itself there anyway); a seed-scale train part read whole
+    was 7.6 GB before the first step."""
+    rows = fit_rows(len(windows), seed)
+    picked = slice(None) if rows is None else rows
+    ctx, tgt = windows.batch(picked)
+    return model.fit_on(ctx, tgt, articles=windows.article_pos[picked], seed=seed)
+
+
 def prepare(setup: TrainSetup, sinks: Sequence[Sink], stop_event: threading.Event) -> tuple[RunContext, TrainState]:
     """The model on its device (closed-form ones fitted), the optimizer, schedule and state
     (fresh or resumed), the run's start recorded, and the baselines computed once."""
     cfg, dev = setup.config, setup.device
     model = setup.model.to(dev)
     model.train()
-    if hasattr(model, "fit_on"):  # closed-form models (ridge) are fitted on the train split first
-        ctx, tgt = setup.train_windows.batch()
-        model.fit_on(ctx, tgt, articles=setup.train_windows.article_pos, seed=setup.seed)
+    if hasattr(model, "fit_on"):  # closed-form starts (ridge, frame weights) are fitted on the train split first
+        fit_closed_form_start(model, setup.train_windows, setup.seed)
         model.to(dev)
     optimizer = optimizer_for(model, cfg)
     rc = RunContext(setup, sinks, stop_event, model, trainable=optimizer is not None)
@@ -738,7 +747,7 @@ def _update_controls(losses: Sequence[LossTerm], values: dict[str, float], weigh
 
 
 def _lookup(metrics: dict[str, float], name: str) -> float:
-    """A metric's value; train averages answer to "loss..." as well as "train/loss...".
-    NaN when the run did not log it (NaN never counts as an improvement)."""
-    v = metrics.get(name, metrics.get(f"train/{name}"))
-    return float("nan") if v is None else float(v)
+    """A metric's value (tripwires.lookup); NaN when the run did not log it (NaN never counts
+    as an improvement)."""
+    v = lookup(metrics, name)
+    return float("nan") if v is None else v
