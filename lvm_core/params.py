@@ -25,6 +25,9 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 
 #: how a problem names a type: "expected an integer, got a string 'ten'"
+#: the largest epoch a plan may name anywhere (train.epochs, schedules, tripwire and curriculum windows)
+MAX_EPOCHS = 100_000
+
 TYPE_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
               "list": "an array", "table": "a table"}
 _VALUE_WORDS = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
@@ -148,8 +151,8 @@ class TableCheck:
         out = {}
         for key, default, low in (("from_epoch", 1, 1), ("until_epoch", 0, 0)):
             v = obj.get(key, default)
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                self.bad(key, f"expected an integer >= {low}, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= MAX_EPOCHS:
+                self.bad(key, f"expected an integer from {low} to {MAX_EPOCHS}, got {v!r}")
                 v = default
             out[key] = v
         if out["until_epoch"] and out["until_epoch"] < out["from_epoch"]:

@@ -104,6 +104,9 @@ CASES: list[tuple[str, str, object, str, int]] = [
     ("plan", "seed 10**20 (traceback)", lambda d: ["--run", plan_with(d, "seed = 0", "seed = 100000000000000000000")], "seed: expected <= 4294967295", 2),
     ("plan", "lr = 1e400, i.e. inf (diverged)", lambda d: ["--run", plan_with(d, 'device = "cpu"', 'device = "cpu"\nlr = 1e400')], "train.lr: expected a finite number, got inf", 2),
     ("plan", "negative loss weight (trained away)", lambda d: ["--run", plan_with(d, 'name = "mse"', 'name = "mse"\nweight = -1.0')], "loss[0].weight: expected >= 0.0, got -1.0", 2),
+    ("plan", "tripwire threshold 1e400, i.e. inf (never fires)", lambda d: ["--run", plan(d, GOOD_PLAN.format(store=store(d)) + '[[tripwire]]\nwhen = "val/cos < 1e400"\n')], "tripwire[0].when: expected a finite threshold", 2),
+    ("plan", "tripwire lowers a weight by inf (diverged)", lambda d: ["--run", plan(d, GOOD_PLAN.format(store=store(d)) + '[[tripwire]]\nwhen = "val/cos < 0"\naction = "rollback"\nlower = { loss = "mse", factor = inf }\n')], "tripwire[0].lower.factor: expected a number from 0 to 1", 2),
+    ("plan", "tripwire from_epoch 10**20", lambda d: ["--run", plan(d, GOOD_PLAN.format(store=store(d)) + '[[tripwire]]\nwhen = "val/cos < 0"\nfrom_epoch = 100000000000000000000\n')], "tripwire[0].from_epoch: expected an integer from 1 to 100000", 2),
     ("plan", "--run-dir not empty", lambda d: ["--run", plan(d), "--run-dir", str((d / "x").mkdir() or (d / "x" / "f").write_text("") or d / "x")], "not empty", 2),
     ("plan", "--run-dir with --resume", lambda d: ["--resume", str(a_run(d)), "--run-dir", str(d / "y")], "--run-dir", 2),
     # ---- stores at the door of a run ------------------------------------------------------

@@ -134,9 +134,9 @@ lower = { loss = "mse" }
     full = BASE.format(extra="", data_extra="").splitlines()
     lower_line = len(full) - 1 + 4  # {extra} is the last line of BASE; lower is the 4th line of the extra
     assert f"line {lower_line}: tripwire[0].lower.loss: 'direction_margin' is not a [[loss]] of this plan" in text
-    assert "tripwire[0].lower.factor: expected a number >= 0" in text
+    assert "tripwire[0].lower.factor: expected a number from 0 to 1" in text
     assert "tripwire[1].action: expected one of alert, stop, rollback, got 'explode'" in text
-    assert "tripwire[1].from_epoch: expected an integer >= 1, got 0" in text
+    assert "tripwire[1].from_epoch: expected an integer from 1 to 100000, got 0" in text
     assert "tripwire[1].colour: unknown key" in text
     assert "tripwire[2].when: expected 'METRIC OP NUMBER'" in text
     assert "tripwire[2].lower: only a rollback lowers a weight" in text

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..errors import InputError, raise_all
-from ..params import Param
+from ..params import MAX_EPOCHS, Param
 
 # ---- loss-weight schedules -------------------------------------------------------------------
 
@@ -26,8 +26,7 @@ WEIGHT_SCHEDULE_KEYS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
 }
 
 
-#: the largest epoch a plan may name, and the largest weight a loss term may get (see the plan schema)
-MAX_EPOCHS = 100_000
+#: the largest weight a loss term may get (see the plan schema); MAX_EPOCHS lives in lvm_core/params.py
 MAX_WEIGHT = 1e6
 
 

@@ -59,7 +59,10 @@ class Condition:
         if m is None:
             raise ValueError(f"expected 'METRIC OP NUMBER' or 'METRIC drop|rise OP NUMBER' with OP one of "
                              f"< <= > >= (e.g. \"val/margin_vs_last < 0\", \"val/cos drop > 0.05\"), got {text!r}")
-        return cls(m["metric"], m["op"], float(m["value"]), m["change"])
+        threshold = float(m["value"])
+        if not math.isfinite(threshold):
+            raise ValueError(f"expected a finite threshold, got {m['value']} in {text!r}")
+        return cls(m["metric"], m["op"], threshold, m["change"])
 
     def quantity(self, now: float, previous: float | None) -> float | None:
         """The number compared with the threshold; None when it cannot be known yet."""
@@ -157,8 +160,8 @@ def tripwire_from_dict(obj: Any, *, index: int, source: str = "plan", loss_names
                 bad("lower.loss", f"expected the name of a [[loss]] of this plan, got {loss!r}")
             elif loss_names is not None and loss not in loss_names:
                 bad("lower.loss", f"{loss!r} is not a [[loss]] of this plan (losses: {', '.join(loss_names)})")
-            if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 <= factor:
-                bad("lower.factor", f"expected a number >= 0 (the weight is multiplied by it), got {factor!r}")
+            if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 <= factor <= 1:
+                bad("lower.factor", f"expected a number from 0 to 1 (the weight is multiplied by it), got {factor!r}")
             elif isinstance(loss, str):
                 lower = Lower(loss, float(factor))
     check.raise_any()
