@@ -107,6 +107,7 @@ CASES: list[tuple[str, str, object, str, int]] = [
     ("plan", "tripwire threshold 1e400, i.e. inf (never fires)", lambda d: ["--run", plan(d, GOOD_PLAN.format(store=store(d)) + '[[tripwire]]\nwhen = "val/cos < 1e400"\n')], "tripwire[0].when: expected a finite threshold", 2),
     ("plan", "tripwire lowers a weight by inf (diverged)", lambda d: ["--run", plan(d, GOOD_PLAN.format(store=store(d)) + '[[tripwire]]\nwhen = "val/cos < 0"\naction = "rollback"\nlower = { loss = "mse", factor = inf }\n')], "tripwire[0].lower.factor: expected a number from 0 to 1", 2),
     ("plan", "tripwire from_epoch 10**20", lambda d: ["--run", plan(d, GOOD_PLAN.format(store=store(d)) + '[[tripwire]]\nwhen = "val/cos < 0"\nfrom_epoch = 100000000000000000000\n')], "tripwire[0].from_epoch: expected an integer from 1 to 100000", 2),
+    ("plan", "filter min = nan (keeps no window)", lambda d: ["--run", plan_with(d, "context_len = 3", 'context_len = 3\n[[data.filter]]\nmetric = "last_similarity"\nmin = nan')], "data.filter[0].min: expected a finite number, got nan", 2),
     ("plan", "--run-dir not empty", lambda d: ["--run", plan(d), "--run-dir", str((d / "x").mkdir() or (d / "x" / "f").write_text("") or d / "x")], "not empty", 2),
     ("plan", "--run-dir with --resume", lambda d: ["--resume", str(a_run(d)), "--run-dir", str(d / "y")], "--run-dir", 2),
     # ---- stores at the door of a run ------------------------------------------------------

@@ -133,16 +133,16 @@ def filter_from_dict(obj: Any, *, index: int, source: str = "plan", context_len:
     values: dict[str, float | None] = {}
     for key in ("top", "bottom", "min", "max"):
         v = obj.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
-            bad(key, f"expected a number, got {v!r}")
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
+            bad(key, f"expected a finite number, got {v!r}")
             v = None
         values[key] = None if v is None else float(v)
     for key in ("top", "bottom"):
         v = values[key]
         if v is not None and not 0 < v <= 1:
             bad(key, f"expected a fraction 0 < {key} <= 1, got {v:g}")
-    fractions = [k for k in ("top", "bottom") if values[k] is not None]
-    bounds = [k for k in ("min", "max") if values[k] is not None]
+    fractions = [k for k in ("top", "bottom") if obj.get(k) is not None]  # given, even if refused above
+    bounds = [k for k in ("min", "max") if obj.get(k) is not None]
     if len(fractions) > 1 or (fractions and bounds) or not (fractions or bounds):
         bad("", "expected exactly one rule: top = F, bottom = F, or min = X and/or max = X")
     if values["min"] is not None and values["max"] is not None and values["min"] > values["max"]:
