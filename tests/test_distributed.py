@@ -177,6 +177,23 @@ def test_a_killed_torchrun_job_resumes_to_the_weights_of_an_uninterrupted_one(re
     assert len(steps) == len(set(steps))
 
 
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads through /proc")
+def test_shutdown_ends_the_process_groups_threads_after_ddp(tmp_path):
+    """DDP imports torch._dynamo; imported after the group existed, it kept the group alive past
+    shutdown, and a gloo worker freeing a finished broadcast at interpreter exit aborted the
+    process (a resumed torchrun job failed that way on a fresh clone)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "tests._ddp_shutdown_probe"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LVM_TEST_PROBE_DIR": str(tmp_path), "PYTHONPATH": os.pathsep.join(
+        [str(TESTS.parent), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["rank"] for r in reports] == [0, 1]
+    for r in reports:
+        assert r["after"] == r["before"], r
+
+
 def test_resume_with_another_world_size_is_refused_in_one_line(reference, capsys):
     _, _, double = reference
     info = json.loads((double / "run.json").read_text())
