@@ -10,6 +10,9 @@ this one process:
   windows     the seeded 80/10/10 article split and the train windows built from it
   fit         the per-run fit of ridge and frame weights (streamed normal equations), its time
               and peak RSS; with --dense-fit also the dense fit it replaced
+  start       a closed-form start (the frame_weights model fitted before its first step): only
+              the windows the fit uses are gathered; with --dense-fit also the whole train part
+              gathered first, as the trainer did before
   data epoch  one full epoch of train batches gathered the trainer's way (BatchSource over the
               shuffled windows), with the peak resident memory (VmHWM, reset before) against the
               target 1.3 x store bytes + model + AdamW state (params, grads, two moments)
@@ -161,6 +164,26 @@ def baseline_fit(train_w: Windows, dense: bool) -> tuple[float, float, int, floa
     return time.perf_counter() - t, time.process_time() - cpu, peak_rss(), alpha
 
 
+def closed_form_start(train_w: Windows, whole: bool) -> tuple[float, int]:
+    """Seconds and peak RSS of fitting a frame_weights model's start on the train windows
+    (lvm_core.training.loop.fit_closed_form_start), or with `whole` the way the trainer did it
+    before: every train window gathered, then `fit_on` (which keeps its capped subset)."""
+    from lvm_core.models.start_at_baseline import FrameWeightsModel
+    from lvm_core.training.loop import fit_closed_form_start
+
+    model = FrameWeightsModel(train_w.store.dim, train_w.context_len)
+    gc.collect()
+    reset_peak()
+    t = time.perf_counter()
+    if whole:
+        ctx, tgt = train_w.batch()
+        model.fit_on(ctx, tgt, articles=train_w.article_pos, seed=0)
+        del ctx, tgt
+    else:
+        fit_closed_form_start(model, train_w, 0)
+    return time.perf_counter() - t, peak_rss()
+
+
 def train_rate(name: str, params: dict, train_w: Windows, eval_w: Windows, device: torch.device, reason: str,
                steps: int, batch: int, bf16: bool, tmp: Path) -> tuple[float, int, int]:
     """samples/s of the real training loop over `steps` steps (after the first log point), its
@@ -281,6 +304,10 @@ def main() -> None:
                 print(f"  baseline fit ({'dense reference' if dense else 'streamed'}, "
                       f"{min(len(train_w), MAX_FIT_WINDOWS):,} windows, alpha {alpha:g}): {secs:.1f} s "
                       f"({cpu:.1f} s CPU), peak RSS {gib(peak_f)}")
+            for whole in (False, True) if args.dense_fit else (False,):
+                secs, peak_s = closed_form_start(train_w, whole)
+                print(f"  closed-form start (frame_weights model, {'whole train part gathered' if whole else 'fit windows only'}): "
+                      f"{secs:.1f} s, peak RSS {gib(peak_s)}")
             eval_w = Windows(store, val_w.target_rows[:2000], 5)
             for name, params in ({} if args.skip_train else MODELS).items():
                 rate, peak_t, state = train_rate(name, params, train_w, eval_w, device, reason, args.steps, args.batch,
