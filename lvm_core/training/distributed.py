@@ -1,6 +1,6 @@
 """Training and evaluation on several processes (torchrun), with DistributedDataParallel.
 
-    torchrun --nproc-per-node 2 -m workbench.cli --run plan.toml
+    torchrun --standalone --nproc-per-node 2 -m workbench.cli --plan plan.toml   (torchrun takes "--run" as its own)
 
 Why a module of its own: the trainer stays one loop that reads top to bottom; everything that
 differs when WORLD_SIZE > 1 lives here behind a `Dist` value whose single-process instance
