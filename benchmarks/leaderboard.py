@@ -14,7 +14,7 @@ Corpora (the potion stores come from benchmarks/build_benchmark_data.sh potion-b
 
 Each recipe runs once per seed, the seed setting both the model seed and the split seed, into
 runs/recipes-<corpus>/<recipe>/seed<N> (benchmarks/run_recipes.py uses the same folders, so its
-runs are reused). Scoring reads each run's last checkpoint and split.json: ridge and frame
+runs are reused; a run cut short, by a kill or Ctrl-C, is continued with `--resume`). Scoring reads each run's last checkpoint and split.json: ridge and frame
 weights are fitted on that run's train part (lvm_core/models/fitted.py), every predictor is
 scored on the same spread samples of each split (the trainer's VAL sample; 1000 windows of each
 OOD store), and per-sample cosines are pooled over the seeds into one paired bootstrap interval
@@ -113,8 +113,9 @@ def parse_max_epochs(text: str) -> dict[str, int]:
 
 def train_missing(corpus: str, paths: dict, recipes: list[str], seeds: list[int], out: Path,
                   settings: dict) -> list[Path]:
-    """Run each (recipe, seed) that has no completed run yet, one at a time; returns the
-    completed run dirs."""
+    """Run each (recipe, seed) that has no completed run yet, one at a time, resuming a run that
+    was cut short (`--resume`: a kill at any point resumes, before the first checkpoint from
+    step 0); returns the completed run dirs."""
     lvm = str(Path(sys.executable).with_name("lvm-workbench"))
     done = []
     for seed in seeds:  # seed-major: a board cut short still has every recipe at the first seeds
@@ -125,16 +126,16 @@ def train_missing(corpus: str, paths: dict, recipes: list[str], seeds: list[int]
             if info.is_file() and json.loads(info.read_text()).get("status") == "completed":
                 done.append(run_dir)
                 continue
-            if run_dir.exists():
-                print(f"{run_dir}: not completed; delete it to rerun", file=sys.stderr)
-                continue
-            plan = board_plan(tomllib.loads(recipe.read_text()), recipe, seed, paths, settings)
-            plan_path = out / "plans" / f"{name}-s{seed}.toml"
-            plan_path.parent.mkdir(parents=True, exist_ok=True)
-            plan_path.write_text(tomli_w.dumps(plan))
-            print("$", lvm, "--run", plan_path, "--run-dir", run_dir, flush=True)
-            rc = subprocess.run([lvm, "--run", str(plan_path), "--run-dir", str(run_dir)],
-                                stdout=subprocess.DEVNULL).returncode
+            if run_dir.exists():  # cut short (killed, stopped, failed): continue it where it stopped
+                cmd = [lvm, "--resume", str(run_dir)]
+            else:
+                plan = board_plan(tomllib.loads(recipe.read_text()), recipe, seed, paths, settings)
+                plan_path = out / "plans" / f"{name}-s{seed}.toml"
+                plan_path.parent.mkdir(parents=True, exist_ok=True)
+                plan_path.write_text(tomli_w.dumps(plan))
+                cmd = [lvm, "--run", str(plan_path), "--run-dir", str(run_dir)]
+            print("$", *cmd, flush=True)
+            rc = subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode
             if rc in (0, 3):
                 done.append(run_dir)
             else:

@@ -109,3 +109,29 @@ def test_answer_table_names_the_best_model_and_every_model_beating_ridge():
     assert gitdoc.endswith("| no: within noise | none |")
     assert lb.beats({"lo": float("nan"), "within_noise": True}) == "n/a"
     assert lb.beats({"lo": -0.2, "hi": -0.1, "within_noise": False}) == "no: below, beyond noise"
+
+
+def test_a_run_cut_short_is_resumed_and_a_completed_one_is_kept(tmp_path, monkeypatch):
+    """A board killed mid-run used to stop at that run folder ("delete it to rerun") for good."""
+    import json
+    import subprocess
+
+    lb = _board()
+    out = tmp_path / "board"
+    for recipe, status in (("p1_mse", "completed"), ("p4_rollout", "running")):
+        (out / recipe / "seed0").mkdir(parents=True)
+        (out / recipe / "seed0" / "run.json").write_text(json.dumps({"status": status}))
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd[1:])
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(lb.subprocess, "run", fake_run)
+    paths = {"store": tmp_path / "s", "near_ood": None, "far_ood": None}
+    done = lb.train_missing("demo", paths, ["p1_mse", "p4_rollout", "v3_guards"], [0], out,
+                            {"threads": 1, "max_epochs": 1, "gates": False})
+    assert calls == [["--resume", str(out / "p4_rollout" / "seed0")],
+                     ["--run", str(out / "plans" / "v3_guards-s0.toml"), "--run-dir",
+                      str(out / "v3_guards" / "seed0")]]
+    assert done == [out / "p1_mse" / "seed0", out / "p4_rollout" / "seed0", out / "v3_guards" / "seed0"]
