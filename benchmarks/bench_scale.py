@@ -306,8 +306,8 @@ def main() -> None:
                       f"({cpu:.1f} s CPU), peak RSS {gib(peak_f)}")
             for whole in (False, True) if args.dense_fit else (False,):
                 secs, peak_s = closed_form_start(train_w, whole)
-                print(f"  closed-form start (frame_weights model, {'whole train part gathered' if whole else 'fit windows only'}): "
-                      f"{secs:.1f} s, peak RSS {gib(peak_s)}")
+                how = "whole train part gathered" if whole else "fit windows only"
+                print(f"  closed-form start (frame_weights model, {how}): {secs:.1f} s, peak RSS {gib(peak_s)}")
             eval_w = Windows(store, val_w.target_rows[:2000], 5)
             for name, params in ({} if args.skip_train else MODELS).items():
                 rate, peak_t, state = train_rate(name, params, train_w, eval_w, device, reason, args.steps, args.batch,

@@ -14,12 +14,13 @@ Corpora (the potion stores come from benchmarks/build_benchmark_data.sh potion-b
 
 Each recipe runs once per seed, the seed setting both the model seed and the split seed, into
 runs/recipes-<corpus>/<recipe>/seed<N> (benchmarks/run_recipes.py uses the same folders, so its
-runs are reused; a run cut short, by a kill or Ctrl-C, is continued with `--resume`). Scoring reads each run's last checkpoint and split.json: ridge and frame
-weights are fitted on that run's train part (lvm_core/models/fitted.py), every predictor is
-scored on the same spread samples of each split (the trainer's VAL sample; 1000 windows of each
-OOD store), and per-sample cosines are pooled over the seeds into one paired bootstrap interval
-per comparison (lvm_core/evaluation/bootstrap.py; an article seen by several seeds is one cluster).
-Output: runs/leaderboard/leaderboard.md and .json. Nothing here is timed.
+runs are reused; a run cut short, by a kill or Ctrl-C, is continued with `--resume`). Scoring
+reads each run's last checkpoint and split.json: ridge and frame weights are fitted on that
+run's train part (lvm_core/models/fitted.py), every predictor is scored on the same spread
+samples of each split (the trainer's VAL sample; 1000 windows of each OOD store), and per-sample
+cosines are pooled over the seeds into one paired bootstrap interval per comparison
+(lvm_core/evaluation/bootstrap.py; an article seen by several seeds is one cluster). Output:
+runs/leaderboard/leaderboard.md and .json. Nothing here is timed.
 
 Settings for a shared CPU (each is written into every plan copy and into the board): training
 runs one at a time with torch threads 1 (`--threads`), without the 5CAT battery (the board

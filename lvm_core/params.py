@@ -24,10 +24,10 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "table": (dict,),
 }
 
-#: how a problem names a type: "expected an integer, got a string 'ten'"
 #: the largest epoch a plan may name anywhere (train.epochs, schedules, tripwire and curriculum windows)
 MAX_EPOCHS = 100_000
 
+#: how a problem names a type: "expected an integer, got a string 'ten'"
 TYPE_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
               "list": "an array", "table": "a table"}
 _VALUE_WORDS = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",

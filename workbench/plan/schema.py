@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lvm_core.evaluation.battery import DEFAULT_GATES
-from lvm_core.params import Param
-from lvm_core.params import MAX_EPOCHS
+from lvm_core.params import MAX_EPOCHS, Param
 from lvm_core.training.schedules import LR_SCHEDULES, MAX_WEIGHT
 
 MAX_SEED = 2**32 - 1  # numpy's seed range
